@@ -1,0 +1,28 @@
+"""
+Pace: Resque jobs processed inside a Twisted reactor, thousands of I/O-bound
+jobs a second from one process.
+"""
+
+from pace.config import expand_queue_name, resolve_redis_url
+from pace.enqueue import disconnect, enqueue, enqueue_many
+from pace.payload import MalformedJob
+from pace.worker import Worker
+
+#: The Redis server, when no URL is passed explicitly; see resolve_redis_url.
+redis_url: str | None = None
+#: A Redis::Namespace-style prefix for every key Pace uses.
+namespace: str | None = None
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "MalformedJob",
+    "Worker",
+    "disconnect",
+    "enqueue",
+    "enqueue_many",
+    "expand_queue_name",
+    "namespace",
+    "redis_url",
+    "resolve_redis_url",
+]

@@ -1,0 +1,167 @@
+"""
+What Redis must hear after jobs settle, batched: acknowledgements (reliable
+mode), Resque's processed/failed counters and failure records go out in one
+script call per reactor turn, not one round trip per job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from pace import keys
+from pace.connection import RedisConnection
+from pace.scripts import Script
+
+log = Logger()
+
+# KEYS: processed counter, failed counter, failed list, processing lists...
+# ARGV: processed, failed, number of records, records..., then pairs of
+# (processing list number, payload) to acknowledge.
+_SETTLE = Script("""
+local processed = tonumber(ARGV[1])
+local failed = tonumber(ARGV[2])
+local nrec = tonumber(ARGV[3])
+if processed > 0 then redis.call('INCRBY', KEYS[1], processed) end
+if failed > 0 then redis.call('INCRBY', KEYS[2], failed) end
+if nrec > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + nrec)) end
+for i = 4 + nrec, #ARGV, 2 do
+  redis.call('LREM', KEYS[3 + tonumber(ARGV[i])], 1, ARGV[i + 1])
+end
+return 1
+""")
+
+#: Acknowledgements per script call at most (Lua's unpack has limits).
+_MAX_BATCH = 2000
+
+
+class Bookkeeper:
+    def __init__(
+        self,
+        commands: RedisConnection,
+        processing: list[str] | None,
+        reactor: Any = None,
+    ):
+        if reactor is None:
+            from twisted.internet import reactor
+        self._conn = commands
+        self._reactor = reactor
+        self._keys = [keys.stat("processed"), keys.stat("failed"), keys.failed_list()]
+        if processing:
+            self._keys += processing
+        self._reliable = processing is not None
+        self._processed = 0
+        self._failed = 0
+        self._records: list[str] = []
+        self._acks: list[Any] = []
+        self._scheduled = False
+        self._in_flight: defer.Deferred | None = None
+        self._idle_waiters: list[defer.Deferred] = []
+
+    def settled(
+        self, queue_index: int, raw: bytes, failed: bool = False, record: str | None = None
+    ) -> None:
+        """
+        A job settled: count it, record its failure if it failed, and
+        acknowledge it in reliable mode. Written out at the end of this
+        reactor turn.
+        """
+        self._processed += 1
+        if failed:
+            self._failed += 1
+            if record is not None:
+                self._records.append(record)
+        if self._reliable:
+            self._acks += (queue_index + 1, raw)
+        if not self._scheduled:
+            self._scheduled = True
+            self._reactor.callLater(0, self._flush)
+
+    def forget(self, queue_index: int, raw: bytes) -> None:
+        """
+        Drop a pending acknowledgement: the job went back to its queue.
+        """
+        acks = self._acks
+        for i in range(len(acks) - 2, -1, -2):
+            if acks[i] == queue_index + 1 and acks[i + 1] == raw:
+                del acks[i : i + 2]
+                return
+
+    def idle(self) -> defer.Deferred:
+        """
+        Fires once everything so far is written.
+        """
+        if not self._scheduled and self._in_flight is None and not self._pending():
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._idle_waiters.append(d)
+        if not self._scheduled and self._in_flight is None:
+            self._flush()
+        return d
+
+    def _pending(self) -> bool:
+        return bool(self._processed or self._records or self._acks)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._in_flight is not None or not self._pending():
+            self._wake_idle()
+            return
+        acks = self._acks[: 2 * _MAX_BATCH]
+        batch = (self._processed, self._failed, self._records, acks)
+        self._processed = self._failed = 0
+        self._records = []
+        del self._acks[: len(acks)]
+        args = [batch[0], batch[1], len(batch[2]), *batch[2], *acks]
+        d = self._in_flight = _SETTLE(self._conn, self._keys, args)
+        d.addCallbacks(self._written, self._not_written, errbackArgs=(batch,))
+
+    def _written(self, _: Any) -> None:
+        self._in_flight = None
+        if self._pending():
+            self._flush()
+        else:
+            self._wake_idle()
+
+    def _not_written(self, failure: Any, batch: tuple) -> None:
+        # Keep the batch and try again once Redis is back: losing an ack
+        # would run the job twice after a restart, losing a record hides it.
+        self._in_flight = None
+        if failure.check(txredisapi.ResponseError):
+            # Redis refused the script (a key of the wrong type, say):
+            # retrying cannot help.
+            log.error(
+                "pace: Redis refused job results ({error}); {n} acknowledgements "
+                "and {f} failure records not written",
+                error=failure.getErrorMessage(), n=len(batch[3]) // 2, f=len(batch[2]),
+            )
+            self._wake_idle()
+            return
+        log.warn(
+            "pace: could not write job results to Redis ({error}); will retry",
+            error=failure.getErrorMessage(),
+        )
+        processed, failed, records, acks = batch
+        self._processed += processed
+        self._failed += failed
+        self._records[:0] = records
+        self._acks[:0] = acks
+        d = self._conn.connected()
+        d.addCallbacks(lambda _: self._flush(), self._give_up)
+
+    def _give_up(self, failure: Any) -> None:
+        log.error(
+            "pace: giving up writing job results to Redis: {error}",
+            error=failure.getErrorMessage(),
+        )
+        self._processed = self._failed = 0
+        self._records, self._acks = [], []
+        self._wake_idle()
+
+    def _wake_idle(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for d in waiters:
+            d.callback(None)

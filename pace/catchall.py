@@ -1,0 +1,55 @@
+"""
+The catch-all: while any worker runs, errors that Twisted logs as unhandled
+(a failing callLater callback, a Deferred garbage-collected with a failure)
+are passed to error hooks with C{json} C{None}, as EventMachine's
+C{error_handler} did for the Ruby original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
+
+_LEVELS = (LogLevel.error, LogLevel.critical)
+
+
+class _CatchAll:
+    def __init__(self) -> None:
+        self._workers: list[Any] = []
+
+    def register(self, worker: Any) -> None:
+        if not self._workers:
+            globalLogPublisher.addObserver(self)
+        if worker not in self._workers:
+            self._workers.append(worker)
+
+    def unregister(self, worker: Any) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+            if not self._workers:
+                globalLogPublisher.removeObserver(self)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._workers)
+
+    def __call__(self, event: dict) -> None:
+        failure = event.get("log_failure")
+        if not isinstance(failure, Failure) or event.get("log_level") not in _LEVELS:
+            return
+        # Pace's own reports (a hook that failed, a job error already handed
+        # to the hooks) are not unhandled, and forwarding them would loop.
+        if str(event.get("log_namespace", "")).startswith("pace"):
+            return
+        if not self._workers:
+            return
+        workers = list(self._workers)
+        # Class-level hooks once, then each running worker's own hooks.
+        type(workers[0])._class_hooks.run_own("error", None, failure)
+        for worker in workers:
+            worker._hooks.run_own("error", None, failure)
+
+
+catch_all = _CatchAll()

@@ -1,0 +1,209 @@
+"""
+Where Pace finds Redis and its queues: the Redis URL, the key namespace and
+queue-name expansion, resolved the way Resque and its clients resolve them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+
+
+def _package():
+    # pace.redis_url and pace.namespace are plain attributes of the package
+    # that users assign to; read them at call time, never cache them.
+    return sys.modules["pace"]
+
+
+def namespaced(key: str) -> str:
+    """
+    Prefix a Redis key with C{pace.namespace}, Redis::Namespace style.
+    """
+    ns = getattr(_package(), "namespace", None)
+    return f"{ns}:{key}" if ns else key
+
+
+def expand_queue_name(name: str) -> str:
+    """
+    The Redis key of a queue: a bare name is a Resque queue
+    (C{resque:queue:<name>}), a name with a colon is taken as a whole key.
+    Either gets C{pace.namespace} in front.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a queue name must be a non-empty string, not {name!r}")
+    return namespaced(name if ":" in name else f"resque:queue:{name}")
+
+
+def short_queue_name(key: str) -> str:
+    """
+    The name Resque lists in C{resque:queues} for an expanded queue key.
+    """
+    ns = getattr(_package(), "namespace", None)
+    if ns and key.startswith(ns + ":"):
+        key = key[len(ns) + 1 :]
+    prefix = "resque:queue:"
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """
+    A parsed Redis URL. C{str()} and C{repr()} never show the password.
+    """
+
+    scheme: str
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    verify: bool = True
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "rediss"
+
+    def redacted(self) -> str:
+        """
+        The URL as a user may see it: any password replaced by C{***}.
+        """
+        auth = ""
+        if self.username or self.password:
+            auth = (self.username or "") + (":***" if self.password else "") + "@"
+        if self.scheme == "unix":
+            return f"unix://{auth}{self.path}?db={self.db}"
+        if self.scheme == "redis+sentinel":
+            hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+            return f"redis+sentinel://{auth}{hosts}/{self.master}/{self.db}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{self.scheme}://{auth}{host}:{self.port}/{self.db}"
+
+    __str__ = redacted
+
+    def __repr__(self) -> str:
+        return f"RedisURL({self.redacted()!r})"
+
+
+class InvalidRedisURL(ValueError):
+    """
+    A Redis URL Pace cannot use. The message never contains the password.
+    """
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    """
+    Parse a C{redis://}, C{rediss://}, C{unix://} or C{redis+sentinel://}
+    URL; see L{resolve_redis_url}.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidRedisURL(f"not a Redis URL ({e}): {_redact_raw(url)}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise InvalidRedisURL(
+            f"unsupported Redis URL scheme {scheme!r} in {_redact_raw(url)}: "
+            "use redis://, rediss://, unix:// or redis+sentinel://"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    if password is None and "password" in query:
+        password = query["password"]
+    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "optional")
+    db = _parse_db(query.get("db"), url)
+
+    if scheme == "unix":
+        if not parts.path:
+            raise InvalidRedisURL(f"a unix:// URL needs a socket path: {_redact_raw(url)}")
+        return RedisURL("unix", path=parts.path, db=db, username=username, password=password)
+
+    if scheme == "redis+sentinel":
+        netloc = parts.netloc.rpartition("@")[2]
+        sentinels = tuple(_host_port(hp, 26379, url) for hp in netloc.split(",") if hp)
+        segments = [s for s in parts.path.split("/") if s]
+        if not sentinels or not segments:
+            raise InvalidRedisURL(
+                "a redis+sentinel:// URL reads host:port[,host:port...]/<master name>[/db]: "
+                + _redact_raw(url)
+            )
+        if len(segments) > 1:
+            db = _parse_db(segments[1], url)
+        return RedisURL(
+            scheme, db=db, username=username, password=password,
+            sentinels=sentinels, master=segments[0],
+        )
+
+    path = parts.path.strip("/")
+    if path:
+        db = _parse_db(path, url)
+    return RedisURL(
+        scheme,
+        host=parts.hostname or "127.0.0.1",
+        port=port or 6379,
+        db=db,
+        username=username,
+        password=password,
+        verify=verify,
+    )
+
+
+def _parse_db(text: str | None, url: str) -> int:
+    if text is None or text == "":
+        return 0
+    try:
+        db = int(text)
+    except ValueError:
+        db = -1
+    if db < 0:
+        raise InvalidRedisURL(f"the database must be a number >= 0, not {text!r}: {_redact_raw(url)}")
+    return db
+
+
+def _host_port(text: str, default_port: int, url: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InvalidRedisURL(f"bad port {port!r} in {_redact_raw(url)}") from None
+
+
+def _redact_raw(url: str) -> str:
+    # For URLs too broken to parse: hide whatever sits between the scheme and
+    # an "@", which is where a password would be.
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{head}://***@{rest.rpartition('@')[2]}"
+
+
+def resolve_redis_url(explicit: str | None = None) -> RedisURL:
+    """
+    The Redis server to use: C{explicit}, else C{pace.redis_url}, else
+    C{$REDIS_URL}, else C{redis://127.0.0.1:6379/0}.
+
+    Schemes: C{redis://[user:password@]host[:port][/db]}, C{rediss://} (TLS;
+    certificates are verified unless the URL says C{?ssl_cert_reqs=none}),
+    C{unix:///path/to/socket[?db=N]} and
+    C{redis+sentinel://host:port[,host:port...]/<master name>[/db]}.
+    """
+    url = (
+        explicit
+        or getattr(_package(), "redis_url", None)
+        or os.environ.get("REDIS_URL")
+        or DEFAULT_REDIS_URL
+    )
+    if isinstance(url, RedisURL):
+        return url
+    return parse_redis_url(url)

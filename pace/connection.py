@@ -1,0 +1,165 @@
+"""
+Connections to Redis: one reconnecting txredisapi protocol per role (the
+blocking fetch gets a connection of its own, commands share another), with
+jittered backoff, structured logs and passwords kept out of both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    UNIXClientEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+
+from pace.config import RedisURL
+
+log = Logger()
+
+#: Exceptions that mean "the connection went away", as opposed to Redis
+#: refusing a command.
+CONNECTION_ERRORS = (txredisapi.ConnectionError, defer.CancelledError)
+
+
+class _Factory(txredisapi.RedisFactory):
+    # txredisapi's factory already reconnects through ClientService with a
+    # jittered exponential backoff; this adds logging that names the role and
+    # the redacted URL, and remembers a fatal error (bad password, bad db).
+    initialDelay = 0.5
+    maxDelay = 10
+
+    def __init__(self, url: RedisURL, role: str, charset: str | None):
+        super().__init__(
+            url.redacted(),
+            url.db or None,
+            1,
+            isLazy=True,
+            charset=charset,
+            password=url.password,
+            convertNumbers=False,
+            username=url.username,
+        )
+        self.url = url
+        self.role = role
+        self.fatal: str | None = None
+        self._everConnected = False
+        # Nobody waits on the "pool complete" Deferred of a lazy factory; an
+        # authentication error would otherwise surface as an unhandled error.
+        self.deferred.addErrback(lambda f: None)
+
+    def retryDelay(self, attempt: int) -> float:
+        delay = super().retryDelay(attempt)
+        log.warn(
+            "pace: Redis at {url} unreachable for the {role} connection "
+            "(attempt {attempt}); retrying in {delay:.1f}s",
+            url=self.url.redacted(), role=self.role, attempt=attempt, delay=delay,
+        )
+        return delay
+
+    def addConnection(self, conn: Any) -> None:
+        if conn.connected and not self.disconnectCalled:
+            log.info(
+                "pace: {what} to Redis at {url} ({role})",
+                what="reconnected" if self._everConnected else "connected",
+                url=self.url.redacted(), role=self.role,
+            )
+            self._everConnected = True
+        super().addConnection(conn)
+
+    def delConnection(self, conn: Any) -> None:
+        if not self.disconnectCalled:
+            log.warn(
+                "pace: lost the {role} connection to Redis at {url}; reconnecting",
+                url=self.url.redacted(), role=self.role,
+            )
+        super().delConnection(conn)
+
+    def connectionError(self, why: str) -> None:
+        self.fatal = why
+        log.error(
+            "pace: Redis at {url} refused the {role} connection: {why}. "
+            "Check the user, password and database in the Redis URL.",
+            url=self.url.redacted(), role=self.role, why=why,
+        )
+        super().connectionError(why)
+        # txredisapi stops trying after a refused AUTH or SELECT; whoever waits
+        # for a connection must hear it now rather than wait forever.
+        peekers, self.connectionQueue.peekers = self.connectionQueue.peekers, []
+        for d in peekers:
+            d.errback(txredisapi.ConnectionError(why))
+
+
+def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
+    """
+    A client endpoint for C{url}; TLS certificates are verified against the
+    host name unless the URL turned verification off.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    if url.scheme == "unix":
+        return UNIXClientEndpoint(reactor, url.path, timeout=10)
+    if url.scheme == "redis+sentinel":
+        raise NotImplementedError("redis+sentinel:// URLs are handled by pace.sentinel")
+    endpoint = HostnameEndpoint(reactor, url.host, url.port, timeout=10)
+    if url.tls:
+        from twisted.internet import ssl
+
+        if url.verify:
+            creator = ssl.optionsForClientTLS(url.host)
+        else:
+            creator = ssl.CertificateOptions(verify=False)
+        endpoint = wrapClientTLS(creator, endpoint)
+    return endpoint
+
+
+class RedisConnection:
+    """
+    One Redis connection that reconnects by itself. C{execute} waits for the
+    connection when it is down; C{protocol} is the live txredisapi protocol
+    or C{None}, for callers on the hot path that only want the fast case.
+    """
+
+    def __init__(
+        self,
+        url: RedisURL,
+        role: str = "commands",
+        *,
+        charset: str | None = "utf-8",
+        reactor: Any = None,
+    ):
+        self.url = url
+        self._factory = _Factory(url, role, charset)
+        self._factory.startConnecting(endpoint_for(url, reactor))
+
+    def __repr__(self) -> str:
+        return f"<RedisConnection {self._factory.role} {self.url.redacted()}>"
+
+    @property
+    def protocol(self) -> Any:
+        pool = self._factory.pool
+        if pool and pool[0].connected:
+            return pool[0]
+        return None
+
+    def connected(self) -> defer.Deferred:
+        """
+        A Deferred that fires with the live protocol, once there is one.
+        """
+        if self._factory.fatal:
+            return defer.fail(txredisapi.ConnectionError(self._factory.fatal))
+        return self._factory.getConnection(peek=True)
+
+    def execute(self, *args: Any) -> defer.Deferred:
+        proto = self.protocol
+        if proto is not None:
+            return proto.execute_command(*args)
+        return self.connected().addCallback(lambda p: p.execute_command(*args))
+
+    def disconnect(self) -> defer.Deferred:
+        return self._factory.disconnect()

@@ -1,0 +1,156 @@
+"""
+Fetching jobs from Redis: batched pops sized to what the worker can start
+when the queues have a backlog, a blocking pop of at most ~2 s when they are
+empty, and, in reliable mode, an atomic move of each job into this worker's
+processing list. Also puts jobs back at the head of their queues.
+
+A fetch returns one list of raw payloads per queue, in priority order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from pace import scripts
+from pace.connection import RedisConnection
+
+log = Logger()
+
+#: How long one blocking pop waits; short enough that pause and shutdown
+#: (which unblock it anyway) never wait on it for long.
+BLOCK_SECONDS = 2.0
+#: Reliable mode on several queues has no blocking move (BLMOVE takes one
+#: source), so an idle worker polls them this often.
+IDLE_POLL_SECONDS = 0.1
+#: Payloads per Lua call when putting jobs back: well under Lua's unpack limit.
+_CHUNK = 1000
+
+
+class Fetcher:
+    def __init__(
+        self,
+        conn: RedisConnection,
+        commands: RedisConnection,
+        queues: list[str],
+        processing: list[str] | None = None,
+        *,
+        block_seconds: float = BLOCK_SECONDS,
+        reactor: Any = None,
+    ):
+        if reactor is None:
+            from twisted.internet import reactor
+        self._conn = conn
+        self._commands = commands
+        self.queues = queues
+        self.processing = processing
+        self._block_seconds = block_seconds
+        self._reactor = reactor
+        self._index = {q.encode(): i for i, q in enumerate(queues)}
+        self._empty: list[list[bytes]] = [[] for _ in queues]
+        if processing is None:
+            self._pop_keys = queues
+            self._pop = None if len(queues) == 1 else scripts.POP
+        else:
+            self._pop_keys = queues + processing
+            self._pop = scripts.POP_RELIABLE
+        self._client_id: tuple[Any, int] | None = None
+        self._blocked = False
+        self._sleep: defer.Deferred | None = None
+
+    def fetch(self, count: int) -> defer.Deferred:
+        """
+        Up to C{count} jobs: whatever is there at once, or else the first to
+        arrive within ~2 s (possibly none), as one list per queue.
+        """
+        if self._pop is None:
+            d = self._conn.execute("LPOP", self.queues[0], count)
+            d.addCallback(self._single_popped)
+        else:
+            d = self._pop(self._conn, self._pop_keys, [count])
+            d.addCallback(self._batch_popped)
+        return d
+
+    def _single_popped(self, got: list[bytes] | None) -> Any:
+        return [got] if got else self._wait()
+
+    def _batch_popped(self, got: list[list[bytes]]) -> Any:
+        for jobs in got:
+            if jobs:
+                return got
+        return self._wait()
+
+    def _wait(self) -> Any:
+        if self.processing is not None and len(self.queues) > 1:
+            self._sleep = task.deferLater(self._reactor, IDLE_POLL_SECONDS, lambda: self._empty)
+            self._sleep.addErrback(lambda f: f.trap(defer.CancelledError) and self._empty)
+            return self._sleep
+        return self._blocking()
+
+    @defer.inlineCallbacks
+    def _blocking(self) -> Any:
+        proto = yield self._conn.connected()
+        if self._client_id is None or self._client_id[0] is not proto:
+            # Remembered so that unblock() can end the wait from the command
+            # connection: atomic on the server, so no job is ever lost.
+            self._client_id = (proto, (yield proto.execute_command("CLIENT", "ID")))
+        self._blocked = True
+        try:
+            if self.processing is None:
+                got = yield proto.execute_command(
+                    "BLPOP", *self.queues, self._block_seconds, apply_timeout=False
+                )
+                if got:
+                    result = [[] for _ in self.queues]
+                    result[self._index[got[0]]].append(got[1])
+                    return result
+            else:
+                got = yield proto.execute_command(
+                    "BLMOVE", self.queues[0], self.processing[0], "LEFT", "RIGHT",
+                    self._block_seconds, apply_timeout=False,
+                )
+                if got is not None:
+                    return [[got]]
+        finally:
+            self._blocked = False
+        return self._empty
+
+    def unblock(self) -> defer.Deferred:
+        """
+        End a blocking pop now, if one is waiting; it returns no job.
+        """
+        if self._sleep is not None and not self._sleep.called:
+            self._sleep.cancel()
+        if not self._blocked or self._client_id is None:
+            return defer.succeed(None)
+        d = self._commands.execute("CLIENT", "UNBLOCK", self._client_id[1])
+        d.addErrback(lambda f: log.failure("pace: could not unblock the fetch", f))
+        return d
+
+    def requeue(self, queue_index: int, payloads: list[bytes | str]) -> defer.Deferred:
+        """
+        Put C{payloads} back at the head of their queue, first one first,
+        and out of the processing list in reliable mode.
+        """
+        keys = [self.queues[queue_index]]
+        if self.processing is not None:
+            keys.append(self.processing[queue_index])
+        calls = []
+        # The last chunk goes in first, so the first ends up at the head.
+        for end in range(len(payloads), 0, -_CHUNK):
+            chunk = payloads[max(0, end - _CHUNK) : end]
+            calls.append((keys, chunk[::-1]))
+        return _sequence(self._commands, calls)
+
+
+@defer.inlineCallbacks
+def _sequence(conn: RedisConnection, calls: list) -> Any:
+    for keys, args in calls:
+        yield scripts.REQUEUE(conn, keys, args)
+
+
+def is_connection_error(failure: Any) -> bool:
+    return failure.check(txredisapi.ConnectionError) is not None

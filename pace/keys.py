@@ -1,0 +1,36 @@
+"""
+Every Redis key Pace reads or writes, in one place. Resque's own keys keep
+Resque's names so that its tools see Pace's work; Pace's additions live
+under C{resque:pace:}. All of them get C{pace.namespace} in front.
+"""
+
+from __future__ import annotations
+
+from pace.config import namespaced
+
+
+def queues_set() -> str:
+    return namespaced("resque:queues")
+
+
+def failed_list() -> str:
+    return namespaced("resque:failed")
+
+
+def stat(name: str) -> str:
+    return namespaced(f"resque:stat:{name}")
+
+
+def processing_list(worker_id: str, queue_key: str) -> str:
+    return namespaced(f"resque:pace:processing:{worker_id}:{queue_key}")
+
+
+def pace_workers() -> str:
+    """
+    Hash: Pace worker id -> JSON list of [queue key, processing list] pairs.
+    """
+    return namespaced("resque:pace:workers")
+
+
+def heartbeat(worker_id: str) -> str:
+    return namespaced(f"resque:pace:heartbeat:{worker_id}")

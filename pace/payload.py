@@ -1,0 +1,81 @@
+"""
+Resque's job payload, C{{"class": "Name", "args": [...]}}: encoding for
+enqueue and strict decoding for the worker, so that anything malformed is
+named precisely and never reaches a handler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_loads = json.loads
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class MalformedJob(ValueError):
+    """
+    A payload that is not a Resque job: not UTF-8, not JSON, not an object,
+    or without a string C{class} and a list C{args}.
+    """
+
+
+def encode(klass: str, args: list | tuple) -> str:
+    """
+    The payload Resque.enqueue would push for C{klass} and C{args}.
+    """
+    if not isinstance(klass, str) or not klass:
+        raise TypeError(f"a job class must be a non-empty string, not {klass!r}")
+    return _dumps({"class": klass, "args": list(args)})
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """
+    The job in C{raw}, or L{MalformedJob} saying what is wrong with it.
+    """
+    if type(raw) is bytes:
+        # Resque payloads are UTF-8; json.loads would guess UTF-16 or -32 too.
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MalformedJob(f"payload is not valid UTF-8: {e}") from None
+    try:
+        job = _loads(raw)
+    except ValueError as e:
+        raise MalformedJob(f"payload is not JSON: {e}") from None
+    if type(job) is not dict:
+        raise MalformedJob(f"payload is a JSON {_json_type(job)}, not an object")
+    klass = job.get("class")
+    if type(klass) is not str or not klass:
+        if "class" not in job:
+            raise MalformedJob('payload has no "class"')
+        raise MalformedJob(f'"class" is a {_json_type(klass)}, not a non-empty string')
+    if type(job.get("args")) is not list:
+        if "args" not in job:
+            raise MalformedJob('payload has no "args"')
+        raise MalformedJob(f'"args" is a {_json_type(job["args"])}, not a list')
+    return job
+
+
+def as_text(raw: bytes | str) -> str:
+    """
+    A payload as text for hooks and failure records; bytes that are not
+    UTF-8 are kept visible as escapes rather than dropped.
+    """
+    if isinstance(raw, str):
+        return raw
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

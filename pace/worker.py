@@ -1,0 +1,552 @@
+"""
+The worker: takes jobs from the fetcher into at most C{concurrency} slots,
+hands each to the handler, and owns the lifecycle around them (start, pause,
+resume, graceful shutdown with a deadline, hooks).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from inspect import iscoroutine
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pace import keys
+from pace.bookkeeping import Bookkeeper
+from pace.catchall import catch_all
+from pace.config import expand_queue_name, resolve_redis_url, short_queue_name
+from pace.connection import CONNECTION_ERRORS, RedisConnection
+from pace.failures import error_text, failure_record
+from pace.fetch import Fetcher
+from pace.hooks import Hooks, scoped
+from pace.payload import MalformedJob, as_text, decode
+from pace.throttle import Throttle
+
+log = Logger()
+
+Handler = Callable[[dict], Any]
+
+#: Jobs asked for in one fetch at most, whatever the free slots.
+MAX_BATCH = 1000
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+
+
+class Worker:
+    """
+    Processes Resque jobs from C{queue} (a name or a list of names in
+    priority order; default C{$PACE_QUEUE}) inside the Twisted reactor.
+    """
+
+    _class_hooks = Hooks()
+
+    def __init__(
+        self,
+        queue: str | list[str] | None = None,
+        *,
+        jobs_per_second: float | None = None,
+        concurrency: int = 100,
+        redis_url: str | None = None,
+        grace: float = 25,
+        reliable: bool = True,
+        job_timeout: float | None = None,
+        record_failures: bool = True,
+        clock: Any = None,
+    ):
+        names = _queue_names(queue)
+        if type(concurrency) is not int or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+        _check_seconds("grace", grace, allow_zero=True)
+        if job_timeout is not None:
+            _check_seconds("job_timeout", job_timeout)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.queues = [expand_queue_name(n) for n in names]
+        self.queue = self.queues[0]
+        self.url = resolve_redis_url(redis_url)
+        self.concurrency = concurrency
+        self.grace = grace
+        self.reliable = reliable
+        self.job_timeout = job_timeout
+        self.record_failures = record_failures
+        self._clock = clock
+        self._throttle = Throttle(jobs_per_second, clock) if jobs_per_second is not None else None
+        short = ",".join(short_queue_name(q) for q in self.queues)
+        #: Resque's worker name: host:pid:queues.
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{short}"
+        # Unique even for several workers on the same queues in one process.
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._hooks = Hooks(parent=type(self)._class_hooks)
+        self._state = _NEW
+        self._paused = False
+        self._resume_call: Any = None
+        self._handler: Handler | None = None
+        self._running: dict[int, tuple[int, bytes, defer.Deferred]] = {}
+        self._settling: set[defer.Deferred] = set()
+        self._unstarted: list[tuple[int, list[bytes]]] = []
+        self._seq = 0
+        self._loop: defer.Deferred | None = None
+        self._waiting: defer.Deferred | None = None
+        self._drained: defer.Deferred | None = None
+        self._stop_waiters: list[defer.Deferred] = []
+        self._outcome: Any = None
+        self._hooks.run("initialize", self.queue)
+
+    def __repr__(self) -> str:
+        return f"<pace.Worker {self.id} {self._state} on {self.url.redacted()}>"
+
+    # -- hooks -----------------------------------------------------------
+
+    @scoped
+    def add_hook(hooks: Hooks, event: str, fn: Callable[..., Any]) -> None:  # noqa: N805
+        """
+        Add a hook for C{event}: on the class, for every worker; on a
+        worker, for that worker only.
+        """
+        hooks.add(event, fn)
+
+    @scoped
+    def clear_hooks(hooks: Hooks) -> None:  # noqa: N805
+        """
+        Remove the hooks added at this level (class or worker).
+        """
+        hooks.clear()
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def in_flight(self) -> int:
+        """
+        Jobs holding a slot: handlers not yet settled, and hooks of jobs
+        that settled but whose hooks have not.
+        """
+        return len(self._running) + len(self._settling)
+
+    @property
+    def running(self) -> bool:
+        return self._state == _RUNNING
+
+    # -- start -----------------------------------------------------------
+
+    def start(self, handler: Handler) -> defer.Deferred:
+        """
+        Start fetching and processing jobs in the running reactor. Returns a
+        Deferred that fires once the worker has completely stopped.
+        """
+        if not callable(handler):
+            raise TypeError(f"the handler must be callable, not {handler!r}")
+        if self._state != _NEW:
+            raise RuntimeError(f"{self!r} has already been started")
+        self._state = _RUNNING
+        self._handler = handler
+        self._commands = RedisConnection(self.url, "commands")
+        # Payloads stay bytes: they are decoded once, by the JSON decoder.
+        self._fetch_conn = RedisConnection(self.url, "fetch", charset=None)
+        processing = (
+            [keys.processing_list(self._token, q) for q in self.queues] if self.reliable else None
+        )
+        self._processing = processing
+        self._fetcher = Fetcher(self._fetch_conn, self._commands, self.queues, processing)
+        self._books = Bookkeeper(self._commands, processing)
+        catch_all.register(self)
+        done = self._when_stopped()
+        self._startup().addErrback(self._start_failed)
+        return done
+
+    @defer.inlineCallbacks
+    def _startup(self) -> Any:
+        yield self._await(self._commands.connected())
+        yield self._await(self._fetch_conn.connected())
+        if self._state != _RUNNING:
+            return
+        log.info(
+            "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
+            id=self.id, queues=self.queues, url=self.url.redacted(), c=self.concurrency,
+            mode="reliable" if self.reliable else "at most once",
+        )
+        yield self._hooks.run("start")
+        if self._throttle is not None:
+            self._throttle.start()
+        self._start_loop()
+
+    def _start_failed(self, failure: Failure) -> None:
+        if failure.check(defer.CancelledError) and self._state != _RUNNING:
+            return
+        log.failure("pace: worker {id} could not start", failure, id=self.id)
+        self._outcome = failure
+        self.shutdown()
+
+    def _await(self, d: defer.Deferred) -> defer.Deferred:
+        # What the worker waits on between fetches; shutdown and pause
+        # cancel it so that they never wait for Redis to come back.
+        self._waiting = d
+        return d
+
+    # -- the fetch loop ------------------------------------------------------
+
+    def _should_fetch(self) -> bool:
+        return self._state == _RUNNING and not self._paused
+
+    def _start_loop(self) -> None:
+        if self._loop is None and self._should_fetch():
+            self._loop = self._fetch_loop()
+            self._loop.addErrback(self._loop_crashed)
+            self._loop.addBoth(self._loop_ended)
+
+    @defer.inlineCallbacks
+    def _fetch_loop(self) -> Any:
+        fetcher, throttle = self._fetcher, self._throttle
+        while self._should_fetch():
+            free = self.concurrency - len(self._running) - len(self._settling)
+            if free <= 0:
+                self._drained = defer.Deferred()
+                yield self._await(self._drained)
+                continue
+            wanted = min(free, MAX_BATCH)
+            if throttle is not None:
+                wanted = yield self._await(throttle.take(wanted))
+                if not wanted:
+                    continue
+                if not self._should_fetch():
+                    throttle.refund(wanted)
+                    break
+            if self._fetch_conn.protocol is None:
+                try:
+                    yield self._await(self._fetch_conn.connected())
+                except defer.CancelledError:
+                    if throttle is not None:
+                        throttle.refund(wanted)
+                    continue
+            self._waiting = None
+            try:
+                batches = yield fetcher.fetch(wanted)
+            except Exception:
+                if throttle is not None:
+                    throttle.refund(wanted)
+                yield self._fetch_failed(Failure())
+                continue
+            if throttle is not None:
+                throttle.refund(wanted - sum(map(len, batches)))
+            self._dispatch(batches)
+
+    def _fetch_failed(self, failure: Failure) -> defer.Deferred | None:
+        if failure.check(*CONNECTION_ERRORS):
+            log.warn(
+                "pace: fetch from {url} interrupted ({error}); waiting for Redis",
+                url=self.url.redacted(), error=failure.getErrorMessage(),
+            )
+            return None
+        # Redis answered with an error (a queue key of the wrong type, a
+        # script error): report it and back off instead of spinning.
+        log.error(
+            "pace: fetch from {queues} failed: {error}; retrying in 1s",
+            queues=self.queues, error=error_text(failure),
+        )
+        self._report_error(None, failure)
+        d = defer.Deferred()
+        call = self._clock.callLater(1.0, d.callback, None)
+        d.addErrback(lambda f: call.cancel() if call.active() else None)
+        return self._await(d).addErrback(lambda f: f.trap(defer.CancelledError))
+
+    def _loop_crashed(self, failure: Failure) -> None:
+        log.failure("pace: the fetch loop of {id} crashed", failure, id=self.id)
+        self._report_error(None, failure)
+
+    def _loop_ended(self, _: Any) -> None:
+        self._loop = None
+        self._waiting = None
+
+    # -- running jobs ----------------------------------------------------
+
+    def _dispatch(self, batches: list[list[bytes]]) -> None:
+        for qi, payloads in enumerate(batches):
+            for i, raw in enumerate(payloads):
+                if self._state != _RUNNING:
+                    # Shutdown began while these were on their way, or inside
+                    # a handler of this batch: they go back, in order.
+                    self._unstarted.append((qi, payloads[i:]))
+                    break
+                self._run_job(qi, raw)
+
+    def _run_job(self, qi: int, raw: bytes) -> None:
+        try:
+            job = decode(raw)
+        except MalformedJob:
+            self._job_failed(Failure(), qi, raw, None)
+            return
+        try:
+            result = self._handler(job)  # type: ignore[misc]
+        except Exception:
+            self._job_failed(Failure(), qi, raw, job)
+            return
+        if iscoroutine(result):
+            result = defer.Deferred.fromCoroutine(result)
+        elif not isinstance(result, defer.Deferred):
+            self._job_succeeded(qi, raw, job)
+            return
+        if self.job_timeout is not None:
+            result.addTimeout(self.job_timeout, self._clock)
+        self._seq += 1
+        seq = self._seq
+        self._running[seq] = (qi, raw, result)
+        result.addCallbacks(
+            self._settled_ok, self._settled_failed, (seq, job), None, (seq, job), None
+        )
+
+    def _settled_ok(self, _: Any, seq: int, job: dict) -> None:
+        entry = self._running.pop(seq, None)
+        if entry is not None:
+            self._job_succeeded(entry[0], entry[1], job)
+            self._slot_freed()
+
+    def _settled_failed(self, failure: Failure, seq: int, job: dict) -> None:
+        entry = self._running.pop(seq, None)
+        if entry is not None:
+            self._job_failed(failure, entry[0], entry[1], job)
+            self._slot_freed()
+        # else: the job was put back in its queue at the shutdown deadline
+        # and cancelled; that is not a failure of the job.
+
+    def _job_succeeded(self, qi: int, raw: bytes, job: dict) -> None:
+        self._books.settled(qi, raw)
+        self._hold_slot(self._hooks.run("processed", job))
+
+    def _job_failed(self, failure: Failure, qi: int, raw: bytes, job: dict | None) -> None:
+        queue = self.queues[qi]
+        log.warn(
+            "pace: job {job_class} from {queue} failed: {error}",
+            job_class=job["class"] if job else None, queue=queue, error=error_text(failure),
+        )
+        record = None
+        if self.record_failures:
+            record = failure_record(raw, failure, self.id, short_queue_name(queue), job)
+        self._books.settled(qi, raw, failed=True, record=record)
+        self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+
+    def _report_error(self, json: str | None, failure: Failure) -> None:
+        self._hooks.run("error", json, failure)
+
+    def _hold_slot(self, hooks: defer.Deferred | None) -> None:
+        # Hooks that return Deferreds keep the job's slot until they settle.
+        if hooks is not None and not hooks.called:
+            self._settling.add(hooks)
+            hooks.addBoth(self._hooks_settled, hooks)
+
+    def _hooks_settled(self, _: Any, d: defer.Deferred) -> None:
+        self._settling.discard(d)
+        self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.callback(None)
+
+    # -- pause and resume ------------------------------------------------
+
+    def pause(self, seconds: float | None = None) -> bool:
+        """
+        Stop fetching; jobs in flight go on. With C{seconds}, resume by
+        itself after that long. False if already paused.
+        """
+        if self._paused:
+            return False
+        if seconds is not None:
+            _check_seconds("seconds", seconds)
+        self._paused = True
+        log.info("pace: worker {id} paused", id=self.id)
+        self._interrupt_fetch()
+        if seconds is not None:
+            self._resume_call = self._clock.callLater(seconds, self.resume)
+        return True
+
+    def resume(self) -> bool:
+        """
+        Start fetching again. False if not paused; never starts a second
+        fetch loop.
+        """
+        if not self._paused:
+            return False
+        self._paused = False
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
+        log.info("pace: worker {id} resumed", id=self.id)
+        self._start_loop()
+        return True
+
+    def _interrupt_fetch(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.cancel()
+        if self._throttle is not None:
+            self._throttle.cancel()
+        if self._state != _NEW:
+            self._fetcher.unblock()
+
+    # -- shutdown --------------------------------------------------------
+
+    def shutdown(self) -> defer.Deferred:
+        """
+        Stop: no more fetching, jobs in flight get C{grace} seconds, jobs
+        not started or still running then go back to the head of their
+        queues in order, shutdown hooks run, connections close. Idempotent;
+        the Deferred fires once the worker has stopped.
+        """
+        if self._state == _NEW:
+            self._state = _STOPPED
+            return defer.succeed(None)
+        done = self._when_stopped()
+        if self._state == _RUNNING:
+            self._state = _STOPPING
+            self._stop().addErrback(
+                lambda f: log.failure("pace: error while stopping {id}", f, id=self.id)
+            ).addBoth(self._stopped)
+        return done
+
+    def _when_stopped(self) -> defer.Deferred:
+        if self._state == _STOPPED:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._stop_waiters.append(d)
+        return d
+
+    @defer.inlineCallbacks
+    def _stop(self) -> Any:
+        log.info(
+            "pace: worker {id} shutting down ({n} jobs in flight, grace {grace}s)",
+            id=self.id, n=self.in_flight, grace=self.grace,
+        )
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        if self._throttle is not None:
+            self._throttle.stop()
+        self._interrupt_fetch()
+        if self._loop is not None:
+            # A fetch already sent is waited for (it was unblocked): its jobs
+            # must not be dropped on the floor.
+            yield self._loop
+        yield self._requeue(self._unstarted)
+        self._unstarted = []
+        yield self._settle_within(self.grace)
+        if self._running:
+            late = list(self._running.values())
+            self._running.clear()
+            log.warn(
+                "pace: {n} jobs still running after the {grace}s grace period; "
+                "putting them back in their queues",
+                n=len(late), grace=self.grace,
+            )
+            yield self._requeue([(qi, [raw]) for qi, raw, _ in late])
+            for _, _, d in late:
+                d.cancel()
+        yield self._books.idle()
+        yield self._hooks.run("shutdown")
+        if self._processing:
+            yield self._commands.execute("DEL", *self._processing)
+
+    def _settle_within(self, seconds: float) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+
+        def check(_: Any = None) -> None:
+            if d.called:
+                return
+            if not self._running and not self._settling:
+                if deadline.active():
+                    deadline.cancel()
+                d.callback(None)
+                return
+            pending = list(self._running.values())
+            waits = [entry[2] for entry in pending] + list(self._settling)
+            defer.DeferredList(waits, consumeErrors=False).addBoth(check)
+
+        deadline = self._clock.callLater(seconds, lambda: d.called or d.callback(None))
+        check()
+        return d
+
+    def _requeue(self, groups: list[tuple[int, list[bytes]]]) -> defer.Deferred:
+        by_queue: dict[int, list[bytes]] = {}
+        for qi, payloads in groups:
+            by_queue.setdefault(qi, []).extend(payloads)
+        calls = []
+        for qi, payloads in by_queue.items():
+            for raw in payloads:
+                self._books.forget(qi, raw)
+            calls.append(self._fetcher.requeue(qi, payloads))
+            log.info(
+                "pace: put {n} jobs back at the head of {queue}",
+                n=len(payloads), queue=self.queues[qi],
+            )
+        return defer.gatherResults(calls, consumeErrors=True).addErrback(
+            self._requeue_failed, by_queue
+        )
+
+    def _requeue_failed(self, failure: Failure, by_queue: dict[int, list[bytes]]) -> None:
+        # Not lost in reliable mode (they stay in the processing list, and a
+        # later worker recovers them); in plain mode, the log is all there is.
+        for qi, payloads in by_queue.items():
+            log.critical(
+                "pace: could not put {n} jobs back in {queue}: {error}; payloads: {payloads}",
+                n=len(payloads), queue=self.queues[qi], error=failure.getErrorMessage(),
+                payloads=[as_text(p) for p in payloads],
+            )
+
+    def _stopped(self, _: Any) -> defer.Deferred:
+        catch_all.unregister(self)
+        d = defer.gatherResults(
+            [self._commands.disconnect(), self._fetch_conn.disconnect()], consumeErrors=True
+        )
+        d.addBoth(self._finish)
+        return d
+
+    def _finish(self, _: Any) -> None:
+        self._state = _STOPPED
+        log.info("pace: worker {id} stopped", id=self.id)
+        waiters, self._stop_waiters = self._stop_waiters, []
+        outcome = self._outcome
+        for d in waiters:
+            if isinstance(outcome, Failure):
+                d.errback(outcome)
+            else:
+                d.callback(None)
+
+    # -- running as a program ----------------------------------------------
+
+    def run(self, handler: Handler) -> None:
+        """
+        Run the reactor until the worker stops: SIGTERM, SIGINT and SIGQUIT
+        shut it down gracefully, SIGUSR2 pauses it and SIGCONT resumes it.
+        """
+        from pace.runner import run_worker
+
+        run_worker(self, handler)
+
+
+
+def _queue_names(queue: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if queue is None:
+        queue = os.environ.get("PACE_QUEUE") or None
+        if queue is None:
+            raise ValueError(
+                "no queue to work on: pass Worker(queue=...) or set $PACE_QUEUE "
+                "(names separated by commas, highest priority first)"
+            )
+    names = [n.strip() for n in queue.split(",")] if isinstance(queue, str) else list(queue)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"queue names must be non-empty strings, not {queue!r}")
+    return names
+
+
+def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number of seconds {bound}, not {value!r}")

@@ -1,0 +1,129 @@
+"""
+What the tests share: one private redis-server per test run (started on
+first use, stopped at exit), a synchronous redis-py client to set up and
+inspect it, and helpers to wait for things without sleeping.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from typing import Any
+
+import redis
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+import pace
+from pace.redisserver import RedisServer
+
+_server: RedisServer | None = None
+
+
+def server() -> RedisServer:
+    global _server
+    if _server is None:
+        _server = RedisServer().start()
+        atexit.register(_server.cleanup)
+    return _server
+
+
+def _restore_env(name: str, old: str | None) -> None:
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
+
+
+def payload(klass: str, *args: Any) -> str:
+    return json.dumps({"class": klass, "args": list(args)})
+
+
+class RedisTestCase(unittest.TestCase):
+    """
+    A test against the private Redis: emptied before each test (it is ours),
+    with C{self.url} and a redis-py client C{self.redis}.
+    """
+
+    def setUp(self) -> None:
+        self.server = server()
+        self.url = self.server.url
+        self.redis = redis.Redis(port=self.server.port, decode_responses=True)
+        self.redis.flushall()
+        self.addCleanup(self.redis.close)
+        self.addCleanup(self._reset_globals, pace.redis_url, pace.namespace)
+        self.addCleanup(pace.disconnect)
+        self.addCleanup(pace.Worker.clear_hooks)
+
+    def _reset_globals(self, url: Any, ns: Any) -> None:
+        pace.redis_url, pace.namespace = url, ns
+
+    def set_env(self, name: str, value: str | None) -> None:
+        """
+        Set (or with None, remove) an environment variable for this test.
+        """
+        old = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+        self.addCleanup(_restore_env, name, old)
+
+    def push(self, queue: str, *payloads: str) -> None:
+        self.redis.rpush(pace.expand_queue_name(queue), *payloads)
+
+    def worker(self, queue: Any = "q", **kw: Any) -> pace.Worker:
+        kw.setdefault("redis_url", self.url)
+        kw.setdefault("grace", 5)
+        return pace.Worker(queue, **kw)
+
+    def started(self, worker: pace.Worker, handler: Any) -> defer.Deferred:
+        """
+        Start C{worker} and make sure it is stopped when the test ends.
+        """
+        done = worker.start(handler)
+        self.addCleanup(lambda: worker.shutdown())
+        return done
+
+
+def until(predicate: Any, timeout: float = 10.0, interval: float = 0.005) -> defer.Deferred:
+    """
+    Fire once C{predicate()} is true, checking on each reactor tick; used
+    only where the thing waited for (another process, Redis) cannot call us.
+    """
+    d: defer.Deferred = defer.Deferred()
+    deadline = reactor.seconds() + timeout
+
+    def check() -> None:
+        if predicate():
+            d.callback(None)
+        elif reactor.seconds() > deadline:
+            d.errback(AssertionError(f"timed out after {timeout}s waiting for {predicate}"))
+        else:
+            reactor.callLater(interval, check)
+
+    check()
+    return d
+
+
+class Recorder:
+    """
+    A handler that records jobs and can fire a Deferred after N of them.
+    """
+
+    def __init__(self, expected: int | None = None, result: Any = None):
+        self.jobs: list[dict] = []
+        self.expected = expected
+        self.result = result
+        self.done: defer.Deferred = defer.Deferred()
+
+    def __call__(self, job: dict) -> Any:
+        self.jobs.append(job)
+        if self.expected is not None and len(self.jobs) == self.expected:
+            self.done.callback(self.jobs)
+        return self.result(job) if callable(self.result) else self.result
+
+    @property
+    def args(self) -> list:
+        return [j["args"] for j in self.jobs]
