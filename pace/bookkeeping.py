@@ -107,7 +107,10 @@ class Bookkeeper:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if self._in_flight is not None or not self._pending():
+        if self._in_flight is not None:
+            # _written() flushes the rest and wakes the idle waiters.
+            return
+        if not self._pending():
             self._wake_idle()
             return
         acks = self._acks[: 2 * _MAX_BATCH]
@@ -136,7 +139,9 @@ class Bookkeeper:
             log.error(
                 "pace: Redis refused job results ({error}); {n} acknowledgements "
                 "and {f} failure records not written",
-                error=failure.getErrorMessage(), n=len(batch[3]) // 2, f=len(batch[2]),
+                error=failure.getErrorMessage(),
+                n=len(batch[3]) // 2,
+                f=len(batch[2]),
             )
             self._wake_idle()
             return

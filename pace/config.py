@@ -139,8 +139,12 @@ def parse_redis_url(url: str) -> RedisURL:
         if len(segments) > 1:
             db = _parse_db(segments[1], url)
         return RedisURL(
-            scheme, db=db, username=username, password=password,
-            sentinels=sentinels, master=segments[0],
+            scheme,
+            db=db,
+            username=username,
+            password=password,
+            sentinels=sentinels,
+            master=segments[0],
         )
 
     path = parts.path.strip("/")
@@ -165,7 +169,9 @@ def _parse_db(text: str | None, url: str) -> int:
     except ValueError:
         db = -1
     if db < 0:
-        raise InvalidRedisURL(f"the database must be a number >= 0, not {text!r}: {_redact_raw(url)}")
+        raise InvalidRedisURL(
+            f"the database must be a number >= 0, not {text!r}: {_redact_raw(url)}"
+        )
     return db
 
 

@@ -58,7 +58,10 @@ class _Factory(txredisapi.RedisFactory):
         log.warn(
             "pace: Redis at {url} unreachable for the {role} connection "
             "(attempt {attempt}); retrying in {delay:.1f}s",
-            url=self.url.redacted(), role=self.role, attempt=attempt, delay=delay,
+            url=self.url.redacted(),
+            role=self.role,
+            attempt=attempt,
+            delay=delay,
         )
         return delay
 
@@ -67,7 +70,8 @@ class _Factory(txredisapi.RedisFactory):
             log.info(
                 "pace: {what} to Redis at {url} ({role})",
                 what="reconnected" if self._everConnected else "connected",
-                url=self.url.redacted(), role=self.role,
+                url=self.url.redacted(),
+                role=self.role,
             )
             self._everConnected = True
         super().addConnection(conn)
@@ -76,7 +80,8 @@ class _Factory(txredisapi.RedisFactory):
         if not self.disconnectCalled:
             log.warn(
                 "pace: lost the {role} connection to Redis at {url}; reconnecting",
-                url=self.url.redacted(), role=self.role,
+                url=self.url.redacted(),
+                role=self.role,
             )
         super().delConnection(conn)
 
@@ -85,7 +90,9 @@ class _Factory(txredisapi.RedisFactory):
         log.error(
             "pace: Redis at {url} refused the {role} connection: {why}. "
             "Check the user, password and database in the Redis URL.",
-            url=self.url.redacted(), role=self.role, why=why,
+            url=self.url.redacted(),
+            role=self.role,
+            why=why,
         )
         super().connectionError(why)
         # txredisapi stops trying after a refused AUTH or SELECT; whoever waits
@@ -135,6 +142,7 @@ class RedisConnection:
     ):
         self.url = url
         self._factory = _Factory(url, role, charset)
+        self._current: Any = None
         self._factory.startConnecting(endpoint_for(url, reactor))
 
     def __repr__(self) -> str:
@@ -142,8 +150,12 @@ class RedisConnection:
 
     @property
     def protocol(self) -> Any:
+        current = self._current
+        if current is not None and current.connected:
+            return current
         pool = self._factory.pool
         if pool and pool[0].connected:
+            self._current = pool[0]
             return pool[0]
         return None
 
@@ -151,9 +163,18 @@ class RedisConnection:
         """
         A Deferred that fires with the live protocol, once there is one.
         """
+        proto = self.protocol
+        if proto is not None:
+            return defer.succeed(proto)
         if self._factory.fatal:
             return defer.fail(txredisapi.ConnectionError(self._factory.fatal))
-        return self._factory.getConnection(peek=True)
+        return self._factory.getConnection(peek=True).addCallback(self._got)
+
+    def _got(self, proto: Any) -> Any:
+        # txredisapi hands the connection to waiters before it joins the
+        # pool: remember it, or a waiter asking again at once would wait anew.
+        self._current = proto
+        return proto
 
     def execute(self, *args: Any) -> defer.Deferred:
         proto = self.protocol

@@ -109,8 +109,13 @@ class Fetcher:
                     return result
             else:
                 got = yield proto.execute_command(
-                    "BLMOVE", self.queues[0], self.processing[0], "LEFT", "RIGHT",
-                    self._block_seconds, apply_timeout=False,
+                    "BLMOVE",
+                    self.queues[0],
+                    self.processing[0],
+                    "LEFT",
+                    "RIGHT",
+                    self._block_seconds,
+                    apply_timeout=False,
                 )
                 if got is not None:
                     return [[got]]

@@ -6,8 +6,9 @@ and isolated; hooks that return Deferreds or coroutines are waited for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from inspect import iscoroutine
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger

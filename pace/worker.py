@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from inspect import iscoroutine
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -64,8 +65,11 @@ class Worker:
         _check_seconds("grace", grace, allow_zero=True)
         if job_timeout is not None:
             _check_seconds("job_timeout", job_timeout)
+        from twisted.internet import reactor
+
+        self._reactor = reactor
         if clock is None:
-            from twisted.internet import reactor as clock
+            clock = reactor
         self.queues = [expand_queue_name(n) for n in names]
         self.queue = self.queues[0]
         self.url = resolve_redis_url(redis_url)
@@ -93,6 +97,7 @@ class Worker:
         self._loop: defer.Deferred | None = None
         self._waiting: defer.Deferred | None = None
         self._drained: defer.Deferred | None = None
+        self._wake_scheduled = False
         self._stop_waiters: list[defer.Deferred] = []
         self._outcome: Any = None
         self._hooks.run("initialize", self.queue)
@@ -170,7 +175,10 @@ class Worker:
             return
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
-            id=self.id, queues=self.queues, url=self.url.redacted(), c=self.concurrency,
+            id=self.id,
+            queues=self.queues,
+            url=self.url.redacted(),
+            c=self.concurrency,
             mode="reliable" if self.reliable else "at most once",
         )
         yield self._hooks.run("start")
@@ -186,10 +194,11 @@ class Worker:
         self.shutdown()
 
     def _await(self, d: defer.Deferred) -> defer.Deferred:
-        # What the worker waits on between fetches; shutdown and pause
-        # cancel it so that they never wait for Redis to come back.
+        # What the worker waits on between fetches (a free slot, a token,
+        # Redis coming back); pause and shutdown cancel it, and the waiter
+        # then simply looks at the state again.
         self._waiting = d
-        return d
+        return d.addErrback(_cancelled_is_none)
 
     # -- the fetch loop ------------------------------------------------------
 
@@ -220,9 +229,8 @@ class Worker:
                     throttle.refund(wanted)
                     break
             if self._fetch_conn.protocol is None:
-                try:
-                    yield self._await(self._fetch_conn.connected())
-                except defer.CancelledError:
+                connected = yield self._await(self._fetch_conn.connected())
+                if connected is None:
                     if throttle is not None:
                         throttle.refund(wanted)
                     continue
@@ -242,20 +250,22 @@ class Worker:
         if failure.check(*CONNECTION_ERRORS):
             log.warn(
                 "pace: fetch from {url} interrupted ({error}); waiting for Redis",
-                url=self.url.redacted(), error=failure.getErrorMessage(),
+                url=self.url.redacted(),
+                error=failure.getErrorMessage(),
             )
             return None
         # Redis answered with an error (a queue key of the wrong type, a
         # script error): report it and back off instead of spinning.
         log.error(
             "pace: fetch from {queues} failed: {error}; retrying in 1s",
-            queues=self.queues, error=error_text(failure),
+            queues=self.queues,
+            error=error_text(failure),
         )
         self._report_error(None, failure)
         d = defer.Deferred()
         call = self._clock.callLater(1.0, d.callback, None)
         d.addErrback(lambda f: call.cancel() if call.active() else None)
-        return self._await(d).addErrback(lambda f: f.trap(defer.CancelledError))
+        return self._await(d)
 
     def _loop_crashed(self, failure: Failure) -> None:
         log.failure("pace: the fetch loop of {id} crashed", failure, id=self.id)
@@ -324,7 +334,9 @@ class Worker:
         queue = self.queues[qi]
         log.warn(
             "pace: job {job_class} from {queue} failed: {error}",
-            job_class=job["class"] if job else None, queue=queue, error=error_text(failure),
+            job_class=job["class"] if job else None,
+            queue=queue,
+            error=error_text(failure),
         )
         record = None
         if self.record_failures:
@@ -346,6 +358,15 @@ class Worker:
         self._slot_freed()
 
     def _slot_freed(self) -> None:
+        # Wake a loop that waits for a slot at the end of this reactor turn,
+        # not at once: the jobs that finish in the same turn then share one
+        # fetch instead of each asking Redis for a single job.
+        if self._drained is not None and not self._wake_scheduled:
+            self._wake_scheduled = True
+            self._reactor.callLater(0, self._wake_loop)
+
+    def _wake_loop(self) -> None:
+        self._wake_scheduled = False
         drained, self._drained = self._drained, None
         if drained is not None:
             drained.callback(None)
@@ -423,7 +444,9 @@ class Worker:
     def _stop(self) -> Any:
         log.info(
             "pace: worker {id} shutting down ({n} jobs in flight, grace {grace}s)",
-            id=self.id, n=self.in_flight, grace=self.grace,
+            id=self.id,
+            n=self.in_flight,
+            grace=self.grace,
         )
         if self._resume_call is not None and self._resume_call.active():
             self._resume_call.cancel()
@@ -443,7 +466,8 @@ class Worker:
             log.warn(
                 "pace: {n} jobs still running after the {grace}s grace period; "
                 "putting them back in their queues",
-                n=len(late), grace=self.grace,
+                n=len(late),
+                grace=self.grace,
             )
             yield self._requeue([(qi, [raw]) for qi, raw, _ in late])
             for _, _, d in late:
@@ -483,7 +507,8 @@ class Worker:
             calls.append(self._fetcher.requeue(qi, payloads))
             log.info(
                 "pace: put {n} jobs back at the head of {queue}",
-                n=len(payloads), queue=self.queues[qi],
+                n=len(payloads),
+                queue=self.queues[qi],
             )
         return defer.gatherResults(calls, consumeErrors=True).addErrback(
             self._requeue_failed, by_queue
@@ -495,7 +520,9 @@ class Worker:
         for qi, payloads in by_queue.items():
             log.critical(
                 "pace: could not put {n} jobs back in {queue}: {error}; payloads: {payloads}",
-                n=len(payloads), queue=self.queues[qi], error=failure.getErrorMessage(),
+                n=len(payloads),
+                queue=self.queues[qi],
+                error=failure.getErrorMessage(),
                 payloads=[as_text(p) for p in payloads],
             )
 
@@ -529,6 +556,9 @@ class Worker:
 
         run_worker(self, handler)
 
+
+def _cancelled_is_none(failure: Failure) -> None:
+    failure.trap(defer.CancelledError)
 
 
 def _queue_names(queue: str | list[str] | tuple[str, ...] | None) -> list[str]:

@@ -22,7 +22,9 @@ class HookOrderTests(RedisTestCase):
         calls = []
         pace.Worker.add_hook("initialize", lambda q: calls.append(("class-init", q)))
         pace.Worker.add_hook("start", lambda: calls.append("class-start"))
-        pace.Worker.add_hook("processed", lambda job: calls.append(("class-processed", job["args"])))
+        pace.Worker.add_hook(
+            "processed", lambda job: calls.append(("class-processed", job["args"]))
+        )
         pace.Worker.add_hook("shutdown", lambda: calls.append("class-shutdown"))
         w = self.worker()
         w.add_hook("start", lambda: calls.append("start"))

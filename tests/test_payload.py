@@ -33,7 +33,9 @@ MALFORMED = {
 class DecodeTests(unittest.TestCase):
     def test_round_trip(self):
         raw = encode("SendEmail", ["a@example.com", 3, {"x": None}])
-        self.assertEqual(json.loads(raw), {"class": "SendEmail", "args": ["a@example.com", 3, {"x": None}]})
+        self.assertEqual(
+            json.loads(raw), {"class": "SendEmail", "args": ["a@example.com", 3, {"x": None}]}
+        )
         self.assertEqual(decode(raw.encode()), json.loads(raw))
 
     def test_extra_keys_are_kept(self):
@@ -66,7 +68,7 @@ class MalformedInWorkerTests(RedisTestCase):
         self.started(w, good.append)
         yield until(lambda: len(errors) == len(raws) and len(good) == len(raws))
         yield w.shutdown()
-        for (json_text, failure), raw in zip(errors, raws):
+        for (json_text, failure), raw in zip(errors, raws, strict=True):
             self.assertIsInstance(json_text, str)
             self.assertEqual(json_text, raw.decode("utf-8", "backslashreplace"))
             self.assertTrue(failure.check(MalformedJob))

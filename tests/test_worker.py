@@ -77,13 +77,12 @@ class WorkerBasicsTests(RedisTestCase):
 
     @defer.inlineCallbacks
     def test_blocking_fetch_picks_up_new_jobs(self):
-        handler = Recorder(expected=3)
         for reliable in (True, False):
             handler = Recorder(expected=3)
             w = self.worker(reliable=reliable)
             self.started(w, handler)
             # Let the worker go idle on its blocking pop first.
-            yield until(lambda: w._fetcher._blocked)
+            yield until(lambda w=w: w._fetcher._blocked)
             self.push("q", payload("Late", 1), payload("Late", 2), payload("Late", 3))
             yield handler.done
             self.assertEqual(handler.args, [[1], [2], [3]])
@@ -141,7 +140,9 @@ class WorkerArgumentsTests(RedisTestCase):
 
     def test_queues_from_environment_comma_separated(self):
         self.set_env("PACE_QUEUE", "a,b")
-        self.assertEqual(pace.Worker(redis_url=self.url).queues, ["resque:queue:a", "resque:queue:b"])
+        self.assertEqual(
+            pace.Worker(redis_url=self.url).queues, ["resque:queue:a", "resque:queue:b"]
+        )
 
     def test_no_queue_names_both(self):
         self.set_env("PACE_QUEUE", None)
