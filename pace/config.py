@@ -105,7 +105,8 @@ def parse_redis_url(url: str) -> RedisURL:
     """
     try:
         parts = urlsplit(url)
-        port = parts.port
+        # A sentinel URL lists several host:port pairs; they are split below.
+        port = None if parts.scheme.lower() == "redis+sentinel" else parts.port
     except ValueError as e:
         raise InvalidRedisURL(f"not a Redis URL ({e}): {_redact_raw(url)}") from None
     scheme = parts.scheme.lower()
