@@ -34,6 +34,8 @@ Handler = Callable[[dict], Any]
 
 #: Jobs asked for in one fetch at most, whatever the free slots.
 MAX_BATCH = 1000
+#: How long shutdown waits for Redis to take its last writes.
+REDIS_SHUTDOWN_SECONDS = 5.0
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 
@@ -189,7 +191,9 @@ class Worker:
     def _start_failed(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError) and self._state != _RUNNING:
             return
-        log.failure("pace: worker {id} could not start", failure, id=self.id)
+        log.error(
+            "pace: worker {id} could not start: {error}", id=self.id, error=error_text(failure)
+        )
         self._outcome = failure
         self.shutdown()
 
@@ -457,7 +461,7 @@ class Worker:
             # A fetch already sent is waited for (it was unblocked): its jobs
             # must not be dropped on the floor.
             yield self._loop
-        yield self._requeue(self._unstarted)
+        yield self._bounded(self._requeue(self._unstarted), "putting back unstarted jobs")
         self._unstarted = []
         yield self._settle_within(self.grace)
         if self._running:
@@ -469,13 +473,26 @@ class Worker:
                 n=len(late),
                 grace=self.grace,
             )
-            yield self._requeue([(qi, [raw]) for qi, raw, _ in late])
+            yield self._bounded(
+                self._requeue([(qi, [raw]) for qi, raw, _ in late]), "putting back late jobs"
+            )
             for _, _, d in late:
                 d.cancel()
-        yield self._books.idle()
+        yield self._bounded(self._books.idle(), "writing job results")
         yield self._hooks.run("shutdown")
-        if self._processing:
-            yield self._commands.execute("DEL", *self._processing)
+
+    def _bounded(self, d: defer.Deferred, what: str) -> defer.Deferred:
+        # Shutdown must end even when Redis is gone: what cannot be written
+        # in time is logged (and, in reliable mode, stays in the processing
+        # list for another worker to recover).
+        def gave_up(failure: Failure) -> None:
+            failure.trap(defer.TimeoutError, defer.CancelledError)
+            log.error(
+                "pace: gave up {what} after {s}s: Redis at {url} is unreachable",
+                what=what, s=REDIS_SHUTDOWN_SECONDS, url=self.url.redacted(),
+            )
+
+        return d.addTimeout(REDIS_SHUTDOWN_SECONDS, self._reactor).addErrback(gave_up)
 
     def _settle_within(self, seconds: float) -> defer.Deferred:
         d: defer.Deferred = defer.Deferred()
