@@ -102,6 +102,7 @@ class Worker:
         self._wake_scheduled = False
         self._stop_waiters: list[defer.Deferred] = []
         self._outcome: Any = None
+        self._start_done: defer.Deferred | None = None
         self._hooks.run("initialize", self.queue)
 
     def __repr__(self) -> str:
@@ -165,7 +166,7 @@ class Worker:
         self._fetcher = Fetcher(self._fetch_conn, self._commands, self.queues, processing)
         self._books = Bookkeeper(self._commands, processing)
         catch_all.register(self)
-        done = self._when_stopped()
+        done = self._start_done = self._when_stopped()
         self._startup().addErrback(self._start_failed)
         return done
 
@@ -557,7 +558,9 @@ class Worker:
         waiters, self._stop_waiters = self._stop_waiters, []
         outcome = self._outcome
         for d in waiters:
-            if isinstance(outcome, Failure):
+            # Only start()'s Deferred reports a failure to start; shutdown()
+            # did its job either way.
+            if d is self._start_done and isinstance(outcome, Failure):
                 d.errback(outcome)
             else:
                 d.callback(None)
