@@ -6,7 +6,8 @@ jobs a second from one process.
 from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
-from pace.worker import Worker
+from pace.service import PaceService
+from pace.worker import Worker, pause, resume, running_workers
 
 #: The Redis server, when no URL is passed explicitly; see resolve_redis_url.
 redis_url: str | None = None
@@ -17,12 +18,16 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "MalformedJob",
+    "PaceService",
     "Worker",
     "disconnect",
     "enqueue",
     "enqueue_many",
     "expand_queue_name",
     "namespace",
+    "pause",
     "redis_url",
     "resolve_redis_url",
+    "resume",
+    "running_workers",
 ]

@@ -32,6 +32,10 @@ class _CatchAll:
                 globalLogPublisher.removeObserver(self)
 
     @property
+    def workers(self) -> list[Any]:
+        return list(self._workers)
+
+    @property
     def active(self) -> bool:
         return bool(self._workers)
 

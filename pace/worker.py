@@ -343,6 +343,8 @@ class Worker:
             queue=queue,
             error=error_text(failure),
         )
+        # For error hooks that report where a job came from (pace.sentry).
+        failure.pace_queue = short_queue_name(queue)  # type: ignore[attr-defined]
         record = None
         if self.record_failures:
             record = failure_record(raw, failure, self.id, short_queue_name(queue), job)
@@ -490,7 +492,9 @@ class Worker:
             failure.trap(defer.TimeoutError, defer.CancelledError)
             log.error(
                 "pace: gave up {what} after {s}s: Redis at {url} is unreachable",
-                what=what, s=REDIS_SHUTDOWN_SECONDS, url=self.url.redacted(),
+                what=what,
+                s=REDIS_SHUTDOWN_SECONDS,
+                url=self.url.redacted(),
             )
 
         return d.addTimeout(REDIS_SHUTDOWN_SECONDS, self._reactor).addErrback(gave_up)
@@ -575,6 +579,29 @@ class Worker:
         from pace.runner import run_worker
 
         run_worker(self, handler)
+
+
+def running_workers() -> list[Worker]:
+    """
+    The workers running in this process.
+    """
+    return list(catch_all.workers)
+
+
+def pause(seconds: float | None = None) -> bool:
+    """
+    Pause every running worker of this process (the Ruby original's
+    C{Pace.pause}); with C{seconds}, they resume by themselves. True if any
+    worker was paused by this call.
+    """
+    return any([w.pause(seconds) for w in running_workers()])
+
+
+def resume() -> bool:
+    """
+    Resume every paused worker of this process.
+    """
+    return any([w.resume() for w in running_workers()])
 
 
 def _cancelled_is_none(failure: Failure) -> None:

@@ -1,0 +1,3 @@
+"""
+Example handlers, each runnable as `twistd -n pace --handler examples.NAME.handle`.
+"""
