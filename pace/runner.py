@@ -22,12 +22,22 @@ SIGNALS = {
 }
 
 
-def install_signal_handlers(worker: Any, reactor: Any) -> None:
+#: What a daemon under twistd adds: twistd itself turns SIGTERM and SIGINT
+#: into stopService, which shuts the worker down gracefully.
+PAUSE_SIGNALS = ("SIGUSR2", "SIGCONT")
+
+
+def install_signal_handlers(
+    worker: Any, reactor: Any, names: tuple[str, ...] = tuple(SIGNALS)
+) -> dict[int, Any]:
     """
     Map Unix signals to the worker, after Twisted installed its own (which
-    would stop the reactor at once on SIGTERM and SIGINT).
+    would stop the reactor at once on SIGTERM and SIGINT). Returns the
+    handlers replaced, for L{restore_signal_handlers}.
     """
-    for name, method in SIGNALS.items():
+    previous = {}
+    for name in names:
+        method = SIGNALS[name]
         signum = getattr(signal, name, None)
         if signum is None:
             continue
@@ -36,6 +46,12 @@ def install_signal_handlers(worker: Any, reactor: Any) -> None:
             log.info("pace: {signal} received: {action}", signal=name, action=method)
             reactor.callFromThread(getattr(worker, method))
 
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
         signal.signal(signum, handler)
 
 

@@ -6,12 +6,14 @@ waits for the grace period and for unstarted jobs to go back to Redis.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from pace.runner import PAUSE_SIGNALS, install_signal_handlers, restore_signal_handlers
 from pace.worker import Handler, Worker
 
 log = Logger()
@@ -24,9 +26,15 @@ class PaceService(Service):
         self.worker = worker
         self.handler = handler
         self._done: defer.Deferred | None = None
+        self._signals: dict[int, Any] = {}
 
     def startService(self) -> None:
         super().startService()
+        if threading.current_thread() is threading.main_thread():
+            # Like Resque's workers: SIGUSR2 pauses, SIGCONT resumes.
+            from twisted.internet import reactor
+
+            self._signals = install_signal_handlers(self.worker, reactor, PAUSE_SIGNALS)
         self._done = self.worker.start(self.handler)
         self._done.addErrback(self._worker_failed)
 
@@ -40,4 +48,6 @@ class PaceService(Service):
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
+        restore_signal_handlers(self._signals)
+        self._signals = {}
         return self.worker.shutdown()

@@ -101,8 +101,11 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> IService:
+    # Handlers that enqueue follow-up jobs reach the worker's own Redis.
     if options["namespace"]:
         pace.namespace = options["namespace"]
+    if options["redis-url"]:
+        pace.redis_url = options["redis-url"]
     worker = Worker(
         options["queue"],
         jobs_per_second=options["jobs-per-second"],

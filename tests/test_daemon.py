@@ -1,0 +1,108 @@
+"""
+A real daemon: `twistd -n pace` in a subprocess processes jobs, pauses on
+SIGUSR2, resumes on SIGCONT, and on SIGTERM mid-stream exits within the
+grace period with every job either done or back in its queue, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from twisted.internet import defer
+
+from tests.support import RedisTestCase, payload, until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class DaemonTests(RedisTestCase):
+    def daemon(self, *extra: str) -> subprocess.Popen:
+        self.log = os.path.abspath(self.mktemp())
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        cmd = [
+            twistd,
+            "-n",
+            "--pidfile=",
+            "-l",
+            self.log,
+            "pace",
+            "--queue",
+            "work",
+            "--handler",
+            "tests.daemon_handlers.slow",
+            "--redis-url",
+            self.url,
+            *extra,
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, REDIS_URL=self.url)
+        )
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+        self.addCleanup(stop)
+        return proc
+
+    def logged(self, text: str) -> bool:
+        try:
+            with open(self.log) as f:
+                return text in f.read()
+        except OSError:
+            return False
+
+    def done(self) -> list:
+        return [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:done", 0, -1)]
+
+    def fetching(self) -> bool:
+        # A worker that fetches has its fetch connection in a blocking pop
+        # (flag "b": blocked on a list).
+        return any("b" in c["flags"] for c in self.redis.client_list())
+
+    @defer.inlineCallbacks
+    def test_processes_pauses_resumes_and_stops(self):
+        self.push("work", *[payload("Job", i) for i in range(20)])
+        proc = self.daemon("--concurrency", "10")
+        yield until(lambda: len(self.done()) == 20, timeout=30)
+        self.assertEqual(sorted(self.done()), list(range(20)))
+
+        yield until(self.fetching)
+        proc.send_signal(signal.SIGUSR2)
+        yield until(lambda: self.logged("paused") and not self.fetching(), timeout=15)
+        self.push("work", *[payload("Job", i) for i in range(20, 25)])
+        self.assertEqual(self.redis.llen("resque:queue:work"), 5)
+        self.assertFalse(self.fetching())
+
+        proc.send_signal(signal.SIGCONT)
+        yield until(lambda: len(self.done()) == 25, timeout=15)
+
+        proc.send_signal(signal.SIGTERM)
+        yield until(lambda: proc.poll() is not None, timeout=30)
+        # twistd ends by re-raising the signal that stopped it.
+        self.assertIn(proc.returncode, (0, -signal.SIGTERM))
+        self.assertTrue(self.logged("stopped"))
+        self.assertEqual(self.redis.keys("resque:pace:processing:*"), [])
+
+    @defer.inlineCallbacks
+    def test_sigterm_mid_stream_loses_nothing(self):
+        n = 400
+        self.push("work", *[payload("Job", i) for i in range(n)])
+        proc = self.daemon("--concurrency", "20", "--grace", "10")
+        yield until(lambda: len(self.done()) >= 50, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        yield until(lambda: proc.poll() is not None, timeout=30)
+        # twistd ends by re-raising the signal that stopped it.
+        self.assertIn(proc.returncode, (0, -signal.SIGTERM))
+        done = self.done()
+        left = [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:work", 0, -1)]
+        # Every job ran or is back, none twice, and what is left is in order.
+        self.assertEqual(sorted(done + left), list(range(n)))
+        self.assertEqual(left, sorted(left))
+        self.assertGreater(len(left), 0)
+        self.assertEqual(self.redis.keys("resque:pace:processing:*"), [])

@@ -1,0 +1,39 @@
+"""
+Tests for PaceService: started and stopped by a MultiService next to other
+services; stopService waits for the worker's shutdown.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+
+from pace import PaceService
+from tests.support import Recorder, RedisTestCase, payload, until
+
+
+class PaceServiceTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_in_a_multiservice(self):
+        self.push("q", *[payload("J", i) for i in range(10)])
+        handler = Recorder(expected=10)
+        top = MultiService()
+        other = Service()
+        other.setServiceParent(top)
+        gate = defer.Deferred()
+        worker = self.worker()
+        PaceService(
+            worker, lambda job: handler(job) if job["args"] != [9] else gate
+        ).setServiceParent(top)
+        top.startService()
+        self.addCleanup(lambda: top.running and top.stopService())
+        self.assertTrue(other.running)
+        yield until(lambda: len(handler.jobs) == 9 and worker.in_flight == 1)
+        stopped = top.stopService()
+        yield until(lambda: worker._loop is None)
+        # twistd waits on this Deferred: it must wait for the job in flight.
+        self.assertFalse(stopped.called)
+        gate.callback(None)
+        yield stopped
+        self.assertFalse(worker.running)
+        self.assertEqual(self.redis.get("resque:stat:processed"), "10")
