@@ -1,8 +1,8 @@
 """
 The catch-all: while any worker runs, errors that Twisted logs as unhandled
 (a failing callLater callback, a Deferred garbage-collected with a failure)
-are passed to error hooks with C{json} C{None}, as EventMachine's
-C{error_handler} did for the Ruby original.
+are passed to error hooks with ``json`` ``None``, as EventMachine's
+``error_handler`` did for the Ruby original.
 """
 
 from __future__ import annotations

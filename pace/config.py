@@ -22,7 +22,7 @@ def _package():
 
 def namespaced(key: str) -> str:
     """
-    Prefix a Redis key with C{pace.namespace}, Redis::Namespace style.
+    Prefix a Redis key with ``pace.namespace``, Redis::Namespace style.
     """
     ns = getattr(_package(), "namespace", None)
     return f"{ns}:{key}" if ns else key
@@ -31,8 +31,8 @@ def namespaced(key: str) -> str:
 def expand_queue_name(name: str) -> str:
     """
     The Redis key of a queue: a bare name is a Resque queue
-    (C{resque:queue:<name>}), a name with a colon is taken as a whole key.
-    Either gets C{pace.namespace} in front.
+    (``resque:queue:<name>``), a name with a colon is taken as a whole key.
+    Either gets ``pace.namespace`` in front.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a queue name must be a non-empty string, not {name!r}")
@@ -41,7 +41,7 @@ def expand_queue_name(name: str) -> str:
 
 def short_queue_name(key: str) -> str:
     """
-    The name Resque lists in C{resque:queues} for an expanded queue key.
+    The name Resque lists in ``resque:queues`` for an expanded queue key.
     """
     ns = getattr(_package(), "namespace", None)
     if ns and key.startswith(ns + ":"):
@@ -53,7 +53,7 @@ def short_queue_name(key: str) -> str:
 @dataclass(frozen=True)
 class RedisURL:
     """
-    A parsed Redis URL. C{str()} and C{repr()} never show the password.
+    A parsed Redis URL. ``str()`` and ``repr()`` never show the password.
     """
 
     scheme: str
@@ -73,7 +73,7 @@ class RedisURL:
 
     def redacted(self) -> str:
         """
-        The URL as a user may see it: any password replaced by C{***}.
+        The URL as a user may see it: any password replaced by ``***``.
         """
         auth = ""
         if self.username or self.password:
@@ -100,8 +100,8 @@ class InvalidRedisURL(ValueError):
 
 def parse_redis_url(url: str) -> RedisURL:
     """
-    Parse a C{redis://}, C{rediss://}, C{unix://} or C{redis+sentinel://}
-    URL; see L{resolve_redis_url}.
+    Parse a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://``
+    URL; see `resolve_redis_url`.
     """
     try:
         parts = urlsplit(url)
@@ -197,13 +197,13 @@ def _redact_raw(url: str) -> str:
 
 def resolve_redis_url(explicit: str | None = None) -> RedisURL:
     """
-    The Redis server to use: C{explicit}, else C{pace.redis_url}, else
-    C{$REDIS_URL}, else C{redis://127.0.0.1:6379/0}.
+    The Redis server to use: ``explicit``, else ``pace.redis_url``, else
+    ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
 
-    Schemes: C{redis://[user:password@]host[:port][/db]}, C{rediss://} (TLS;
-    certificates are verified unless the URL says C{?ssl_cert_reqs=none}),
-    C{unix:///path/to/socket[?db=N]} and
-    C{redis+sentinel://host:port[,host:port...]/<master name>[/db]}.
+    Schemes: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS;
+    certificates are verified unless the URL says ``?ssl_cert_reqs=none``),
+    ``unix:///path/to/socket[?db=N]`` and
+    ``redis+sentinel://host:port[,host:port...]/<master name>[/db]``.
     """
     url = (
         explicit

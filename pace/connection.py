@@ -104,7 +104,7 @@ class _Factory(txredisapi.RedisFactory):
 
 def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
     """
-    A client endpoint for C{url}; TLS certificates are verified against the
+    A client endpoint for ``url``; TLS certificates are verified against the
     host name unless the URL turned verification off.
     """
     if reactor is None:
@@ -127,9 +127,9 @@ def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
 
 class RedisConnection:
     """
-    One Redis connection that reconnects by itself. C{execute} waits for the
-    connection when it is down; C{protocol} is the live txredisapi protocol
-    or C{None}, for callers on the hot path that only want the fast case.
+    One Redis connection that reconnects by itself. ``execute`` waits for the
+    connection when it is down; ``protocol`` is the live txredisapi protocol
+    or ``None``, for callers on the hot path that only want the fast case.
     """
 
     def __init__(

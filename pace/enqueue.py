@@ -1,6 +1,6 @@
 """
-Enqueuing jobs exactly as C{Resque.enqueue} does: the payload RPUSHed onto
-the queue, the queue's name added to C{resque:queues}.
+Enqueuing jobs exactly as ``Resque.enqueue`` does: the payload RPUSHed onto
+the queue, the queue's name added to ``resque:queues``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def _connection(redis_url: str | None) -> RedisConnection:
 
 def enqueue(queue: str, klass: str, *args: Any, redis_url: str | None = None) -> defer.Deferred:
     """
-    Push a job for Resque class C{klass} with C{args} onto C{queue}. Fires
+    Push a job for Resque class ``klass`` with ``args`` onto ``queue``. Fires
     with the queue's new length. The connection is kept for later calls;
-    L{disconnect} closes it.
+    `disconnect` closes it.
     """
     payload = encode(klass, args)
     key = expand_queue_name(queue)
@@ -42,7 +42,7 @@ def enqueue_many(
     queue: str, klass: str, args_list: list, *, redis_url: str | None = None
 ) -> defer.Deferred:
     """
-    Push one job per item of C{args_list} (each a list of arguments) in one
+    Push one job per item of ``args_list`` (each a list of arguments) in one
     command. Fires with the queue's new length.
     """
     payloads = [encode(klass, args) for args in args_list]
@@ -56,7 +56,7 @@ def enqueue_many(
 
 def disconnect() -> defer.Deferred:
     """
-    Close the connections that L{enqueue} opened.
+    Close the connections that `enqueue` opened.
     """
     conns = list(_connections.values())
     _connections.clear()

@@ -1,6 +1,6 @@
 """
 Resque's failure record: what Resque's Redis failure backend writes to
-C{resque:failed}, so resque-web, C{Resque::Failure} and pyres can list and
+``resque:failed``, so resque-web, ``Resque::Failure`` and pyres can list and
 retry the jobs Pace failed.
 """
 

@@ -63,7 +63,7 @@ class Fetcher:
 
     def fetch(self, count: int) -> defer.Deferred:
         """
-        Up to C{count} jobs: whatever is there at once, or else the first to
+        Up to ``count`` jobs: whatever is there at once, or else the first to
         arrive within ~2 s (possibly none), as one list per queue.
         """
         if self._pop is None:
@@ -137,7 +137,7 @@ class Fetcher:
 
     def requeue(self, queue_index: int, payloads: list[bytes | str]) -> defer.Deferred:
         """
-        Put C{payloads} back at the head of their queue, first one first,
+        Put ``payloads`` back at the head of their queue, first one first,
         and out of the processing list in reliable mode.
         """
         keys = [self.queues[queue_index]]

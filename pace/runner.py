@@ -33,7 +33,7 @@ def install_signal_handlers(
     """
     Map Unix signals to the worker, after Twisted installed its own (which
     would stop the reactor at once on SIGTERM and SIGINT). Returns the
-    handlers replaced, for L{restore_signal_handlers}.
+    handlers replaced, for `restore_signal_handlers`.
     """
     previous = {}
     for name in names:

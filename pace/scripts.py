@@ -20,7 +20,7 @@ class Script:
 
     def __call__(self, conn: Any, keys: list, args: list) -> Deferred:
         """
-        Run on C{conn} (a L{pace.connection.RedisConnection}); the script is
+        Run on ``conn`` (a `pace.connection.RedisConnection`); the script is
         sent in full only when the server does not know it yet.
         """
         d = conn.execute("EVALSHA", self.sha, len(keys), *keys, *args)

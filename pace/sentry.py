@@ -21,8 +21,8 @@ except ImportError:  # pragma: no cover - depends on the extra
 
 class SentryHook:
     """
-    An error hook (C{fn(json, failure)}). sentry-sdk queues events for its
-    own background thread, so reporting never blocks the reactor; L{flush}
+    An error hook (``fn(json, failure)``). sentry-sdk queues events for its
+    own background thread, so reporting never blocks the reactor; `flush`
     waits for that queue off the reactor thread.
     """
 
@@ -49,9 +49,9 @@ class SentryHook:
 
 def hook(dsn: str | None = None, **options: Any) -> SentryHook:
     """
-    An error hook that reports to Sentry. With C{dsn} (or C{options}),
+    An error hook that reports to Sentry. With ``dsn`` (or ``options``),
     sentry-sdk is initialised here; without, it must have been initialised
-    already (for example by your application, with C{$SENTRY_DSN}).
+    already (for example by your application, with ``$SENTRY_DSN``).
     """
     if sentry_sdk is None:
         raise RuntimeError("pace.sentry needs sentry-sdk: pip install 'txpace[sentry]'")

@@ -22,7 +22,7 @@ _EPSILON = 1e-6
 
 class Throttle:
     """
-    At most C{rate} tokens a second. L{take} gives up to the number asked
+    At most ``rate`` tokens a second. `take` gives up to the number asked
     for as soon as at least one is available.
     """
 
@@ -62,7 +62,7 @@ class Throttle:
     def take(self, wanted: int) -> Deferred:
         """
         A Deferred that fires with a number of tokens between 1 and
-        C{wanted}, or with 0 if L{cancel} is called first.
+        ``wanted``, or with 0 if `cancel` is called first.
         """
         n = self._grant(wanted)
         if n:
@@ -89,7 +89,7 @@ class Throttle:
 
     def cancel(self) -> None:
         """
-        Fire a pending L{take} with 0, so its caller can look around.
+        Fire a pending `take` with 0, so its caller can look around.
         """
         if self._waiter is not None:
             d, _ = self._waiter

@@ -1,5 +1,5 @@
 """
-The worker: takes jobs from the fetcher into at most C{concurrency} slots,
+The worker: takes jobs from the fetcher into at most ``concurrency`` slots,
 hands each to the handler, and owns the lifecycle around them (start, pause,
 resume, graceful shutdown with a deadline, hooks).
 """
@@ -42,8 +42,8 @@ _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 
 class Worker:
     """
-    Processes Resque jobs from C{queue} (a name or a list of names in
-    priority order; default C{$PACE_QUEUE}) inside the Twisted reactor.
+    Processes Resque jobs from ``queue`` (a name or a list of names in
+    priority order; default ``$PACE_QUEUE``) inside the Twisted reactor.
     """
 
     _class_hooks = Hooks()
@@ -113,7 +113,7 @@ class Worker:
     @scoped
     def add_hook(hooks: Hooks, event: str, fn: Callable[..., Any]) -> None:  # noqa: N805
         """
-        Add a hook for C{event}: on the class, for every worker; on a
+        Add a hook for ``event``: on the class, for every worker; on a
         worker, for that worker only.
         """
         hooks.add(event, fn)
@@ -382,7 +382,7 @@ class Worker:
 
     def pause(self, seconds: float | None = None) -> bool:
         """
-        Stop fetching; jobs in flight go on. With C{seconds}, resume by
+        Stop fetching; jobs in flight go on. With ``seconds``, resume by
         itself after that long. False if already paused.
         """
         if self._paused:
@@ -424,7 +424,7 @@ class Worker:
 
     def shutdown(self) -> defer.Deferred:
         """
-        Stop: no more fetching, jobs in flight get C{grace} seconds, jobs
+        Stop: no more fetching, jobs in flight get ``grace`` seconds, jobs
         not started or still running then go back to the head of their
         queues in order, shutdown hooks run, connections close. Idempotent;
         the Deferred fires once the worker has stopped.
@@ -591,7 +591,7 @@ def running_workers() -> list[Worker]:
 def pause(seconds: float | None = None) -> bool:
     """
     Pause every running worker of this process (the Ruby original's
-    C{Pace.pause}); with C{seconds}, they resume by themselves. True if any
+    ``Pace.pause``); with ``seconds``, they resume by themselves. True if any
     worker was paused by this call.
     """
     return any([w.pause(seconds) for w in running_workers()])
