@@ -26,6 +26,7 @@ from pace.failures import error_text, failure_record
 from pace.fetch import Fetcher
 from pace.hooks import Hooks, scoped
 from pace.payload import MalformedJob, as_text, decode
+from pace.recovery import Recovery
 from pace.throttle import Throttle
 
 log = Logger()
@@ -59,6 +60,7 @@ class Worker:
         reliable: bool = True,
         job_timeout: float | None = None,
         record_failures: bool = True,
+        heartbeat_ttl: float = 30,
         clock: Any = None,
     ):
         names = _queue_names(queue)
@@ -67,6 +69,7 @@ class Worker:
         _check_seconds("grace", grace, allow_zero=True)
         if job_timeout is not None:
             _check_seconds("job_timeout", job_timeout)
+        _check_seconds("heartbeat_ttl", heartbeat_ttl)
         from twisted.internet import reactor
 
         self._reactor = reactor
@@ -80,6 +83,8 @@ class Worker:
         self.reliable = reliable
         self.job_timeout = job_timeout
         self.record_failures = record_failures
+        self.heartbeat_ttl = heartbeat_ttl
+        self._recovery: Recovery | None = None
         self._clock = clock
         self._throttle = Throttle(jobs_per_second, clock) if jobs_per_second is not None else None
         short = ",".join(short_queue_name(q) for q in self.queues)
@@ -176,6 +181,16 @@ class Worker:
         yield self._await(self._fetch_conn.connected())
         if self._state != _RUNNING:
             return
+        if self._processing is not None:
+            self._recovery = Recovery(
+                self._commands,
+                self._token,
+                self.queues,
+                self._processing,
+                self.heartbeat_ttl,
+                self._clock,
+            )
+            yield self._recovery.start()
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
             id=self.id,
@@ -482,6 +497,8 @@ class Worker:
             for _, _, d in late:
                 d.cancel()
         yield self._bounded(self._books.idle(), "writing job results")
+        if self._recovery is not None:
+            yield self._bounded(self._recovery.stop(), "deregistering")
         yield self._hooks.run("shutdown")
 
     def _bounded(self, d: defer.Deferred, what: str) -> defer.Deferred:
