@@ -59,6 +59,7 @@ class Bookkeeper:
         self._acks: list[Any] = []
         self._scheduled = False
         self._in_flight: defer.Deferred | None = None
+        self._sent_acks: list[Any] = []
         self._idle_waiters: list[defer.Deferred] = []
 
     def settled(
@@ -90,6 +91,14 @@ class Bookkeeper:
                 del acks[i : i + 2]
                 return
 
+    def unacknowledged(self) -> list[tuple[int, bytes]]:
+        """
+        (queue index, payload) of jobs settled here whose acknowledgement
+        has not been confirmed by Redis yet.
+        """
+        pairs = (self._sent_acks if self._in_flight is not None else []) + self._acks
+        return [(pairs[i] - 1, pairs[i + 1]) for i in range(0, len(pairs), 2)]
+
     def idle(self) -> defer.Deferred:
         """
         Fires once everything so far is written.
@@ -119,6 +128,7 @@ class Bookkeeper:
         self._records = []
         del self._acks[: len(acks)]
         args = [batch[0], batch[1], len(batch[2]), *batch[2], *acks]
+        self._sent_acks = acks
         d = self._in_flight = _SETTLE(self._conn, self._keys, args)
         d.addCallbacks(self._written, self._not_written, errbackArgs=(batch,))
 

@@ -105,6 +105,7 @@ class Worker:
         self._waiting: defer.Deferred | None = None
         self._drained: defer.Deferred | None = None
         self._wake_scheduled = False
+        self._reclaim = False
         self._stop_waiters: list[defer.Deferred] = []
         self._outcome: Any = None
         self._start_done: defer.Deferred | None = None
@@ -255,6 +256,9 @@ class Worker:
                         throttle.refund(wanted)
                     continue
             self._waiting = None
+            if self._reclaim:
+                self._reclaim = False
+                yield self._reclaim_orphans()
             try:
                 batches = yield fetcher.fetch(wanted)
             except Exception:
@@ -268,6 +272,9 @@ class Worker:
 
     def _fetch_failed(self, failure: Failure) -> defer.Deferred | None:
         if failure.check(*CONNECTION_ERRORS):
+            # A fetch whose reply was lost may have moved jobs into our
+            # processing lists that we never saw: look once reconnected.
+            self._reclaim = self._processing is not None
             log.warn(
                 "pace: fetch from {url} interrupted ({error}); waiting for Redis",
                 url=self.url.redacted(),
@@ -286,6 +293,39 @@ class Worker:
         call = self._clock.callLater(1.0, d.callback, None)
         d.addErrback(lambda f: call.cancel() if call.active() else None)
         return self._await(d)
+
+    @defer.inlineCallbacks
+    def _reclaim_orphans(self) -> Any:
+        # Orphans: entries of our processing lists that no job of ours
+        # accounts for (running, or settled and not yet acknowledged). The
+        # fetch loop is the only writer of new entries and it is here, so
+        # nothing new can appear while we look.
+        known: dict[tuple[int, bytes], int] = {}
+        for qi, raw, _ in self._running.values():
+            known[qi, raw] = known.get((qi, raw), 0) + 1
+        for pair in self._books.unacknowledged():
+            known[pair] = known.get(pair, 0) + 1
+        try:
+            for qi, key in enumerate(self._processing or []):
+                listed = yield self._commands.execute("LRANGE", key, 0, -1)
+                orphans = []
+                for raw in listed or []:
+                    raw = raw.encode() if isinstance(raw, str) else raw
+                    if known.get((qi, raw), 0) > 0:
+                        known[qi, raw] -= 1
+                    else:
+                        orphans.append(raw)
+                if orphans:
+                    log.warn(
+                        "pace: {n} jobs fetched from {queue} were lost in transit; "
+                        "putting them back",
+                        n=len(orphans),
+                        queue=self.queues[qi],
+                    )
+                    yield self._fetcher.requeue(qi, orphans)
+        except Exception:
+            self._reclaim = True
+            log.warn("pace: could not check for jobs lost in transit; will retry")
 
     def _loop_crashed(self, failure: Failure) -> None:
         log.failure("pace: the fetch loop of {id} crashed", failure, id=self.id)

@@ -34,6 +34,21 @@ class ReconnectTests(RedisTestCase):
         yield w.shutdown()
 
     @defer.inlineCallbacks
+    def test_jobs_moved_by_a_fetch_whose_reply_was_lost_are_reclaimed(self):
+        handler = Recorder(expected=1)
+        w = self.worker()
+        self.started(w, handler)
+        yield until(lambda: w._fetcher._blocked)
+        # What a batched move leaves behind when the connection dies before
+        # its reply arrives: a job in our processing list that we never saw.
+        self.redis.rpush(w._processing[0], payload("Lost", 1))
+        kill_pace_clients(self.redis)
+        yield handler.done
+        self.assertEqual(handler.args, [[1]])
+        yield until(lambda: self.redis.llen(w._processing[0]) == 0)
+        yield w.shutdown()
+
+    @defer.inlineCallbacks
     def test_connection_killed_inside_a_job(self):
         self.push("q", *[payload("J", i) for i in range(10)])
         gate = defer.Deferred()
