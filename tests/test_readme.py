@@ -26,7 +26,9 @@ class ReadmeTests(RedisTestCase):
         out = subprocess.run(
             [sys.executable, "-c", readme_example()],
             env=dict(os.environ, REDIS_URL=self.url),
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(

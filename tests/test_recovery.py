@@ -16,8 +16,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from pace import keys
-from pace.connection import RedisConnection
 from pace.config import resolve_redis_url
+from pace.connection import RedisConnection
 from pace.recovery import Recovery
 from tests.support import Recorder, RedisTestCase, payload, until
 
