@@ -143,7 +143,7 @@ class Bookkeeper:
         # Keep the batch and try again once Redis is back: losing an ack
         # would run the job twice after a restart, losing a record hides it.
         self._in_flight = None
-        if failure.check(txredisapi.ResponseError):
+        if failure.check(txredisapi.ResponseError) and not self._conn.drop_if_not_master(failure):
             # Redis refused the script (a key of the wrong type, say):
             # retrying cannot help.
             log.error(

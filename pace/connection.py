@@ -25,26 +25,17 @@ log = Logger()
 #: Exceptions that mean "the connection went away", as opposed to Redis
 #: refusing a command.
 CONNECTION_ERRORS = (txredisapi.ConnectionError, defer.CancelledError)
+_NOT_MASTER = ("READONLY", "UNBLOCKED")
 
 
-class _Factory(txredisapi.RedisFactory):
-    # txredisapi's factory already reconnects through ClientService with a
-    # jittered exponential backoff; this adds logging that names the role and
-    # the redacted URL, and remembers a fatal error (bad password, bad db).
-    initialDelay = 0.5
-    maxDelay = 10
+class _Logging:
+    # Logging that names the role and the redacted URL, and a remembered
+    # fatal error (bad password, bad db), for txredisapi's factories, which
+    # already reconnect through ClientService with a jittered backoff.
+    url: RedisURL
+    role: str
 
-    def __init__(self, url: RedisURL, role: str, charset: str | None):
-        super().__init__(
-            url.redacted(),
-            url.db or None,
-            1,
-            isLazy=True,
-            charset=charset,
-            password=url.password,
-            convertNumbers=False,
-            username=url.username,
-        )
+    def _setup(self, url: RedisURL, role: str) -> None:
         self.url = url
         self.role = role
         self.fatal: str | None = None
@@ -102,6 +93,53 @@ class _Factory(txredisapi.RedisFactory):
             d.errback(txredisapi.ConnectionError(why))
 
 
+def _factory_args(url: RedisURL, charset: str | None) -> dict[str, Any]:
+    return dict(
+        uuid=url.redacted(),
+        dbid=url.db or None,
+        poolsize=1,
+        isLazy=True,
+        charset=charset,
+        password=url.password,
+        convertNumbers=False,
+        username=url.username,
+    )
+
+
+class _Factory(_Logging, txredisapi.RedisFactory):
+    initialDelay = 0.5
+    maxDelay = 10
+
+    def __init__(self, url: RedisURL, role: str, charset: str | None):
+        txredisapi.RedisFactory.__init__(self, **_factory_args(url, charset))
+        self._setup(url, role)
+
+
+class _SentinelProtocol(txredisapi.SentinelRedisProtocol):
+    def role(self) -> defer.Deferred:
+        # txredisapi compares the role with "master"; on a connection that
+        # keeps replies as bytes (the fetch connection) it would never match.
+        def decoded(reply: Any) -> Any:
+            if reply and isinstance(reply[0], bytes):
+                return [reply[0].decode(), *reply[1:]]
+            return reply
+
+        return super().role().addCallback(decoded)
+
+
+class _SentinelFactory(_Logging, txredisapi.SentinelConnectionFactory):
+    # Asks the sentinels for the master before every connection attempt and
+    # drops connections to a server that is no longer the master.
+    maxDelay = 10
+    protocol = _SentinelProtocol
+
+    def __init__(self, url: RedisURL, role: str, charset: str | None, sentinels: Any):
+        txredisapi.SentinelConnectionFactory.__init__(
+            self, sentinels, url.master, True, **_factory_args(url, charset)
+        )
+        self._setup(url, role)
+
+
 def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
     """
     A client endpoint for ``url``; TLS certificates are verified against the
@@ -141,9 +179,18 @@ class RedisConnection:
         reactor: Any = None,
     ):
         self.url = url
-        self._factory = _Factory(url, role, charset)
         self._current: Any = None
-        self._factory.startConnecting(endpoint_for(url, reactor))
+        self._sentinels: Any = None
+        self._factory: Any
+        if url.scheme == "redis+sentinel":
+            # The sentinels are asked for the master before each connection
+            # attempt, so a failover is followed by reconnecting.
+            self._sentinels = txredisapi.Sentinel(list(url.sentinels))
+            self._factory = _SentinelFactory(url, role, charset, self._sentinels)
+            self._factory.startConnecting(txredisapi._SentinelEndpoint(self._factory))
+        else:
+            self._factory = _Factory(url, role, charset)
+            self._factory.startConnecting(endpoint_for(url, reactor))
 
     def __repr__(self) -> str:
         return f"<RedisConnection {self._factory.role} {self.url.redacted()}>"
@@ -182,5 +229,28 @@ class RedisConnection:
             return proto.execute_command(*args)
         return self.connected().addCallback(lambda p: p.execute_command(*args))
 
+    def drop_if_not_master(self, failure: Any) -> bool:
+        """
+        After a failover the old master answers writes with READONLY (and
+        blocked pops with UNBLOCKED): drop the connection so that it is made
+        again to the new master. True if that was the case.
+        """
+        if not failure.check(txredisapi.ResponseError):
+            return False
+        if not str(failure.value).startswith(_NOT_MASTER):
+            return False
+        proto = self.protocol
+        if proto is not None:
+            log.warn(
+                "pace: {url} is no longer the master ({error}); reconnecting",
+                url=self.url.redacted(),
+                error=failure.getErrorMessage(),
+            )
+            proto.transport.loseConnection()
+        return True
+
     def disconnect(self) -> defer.Deferred:
-        return self._factory.disconnect()
+        closing = [self._factory.disconnect()]
+        if self._sentinels is not None:
+            closing.append(self._sentinels.disconnect())
+        return defer.gatherResults(closing, consumeErrors=True)

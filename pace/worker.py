@@ -271,7 +271,7 @@ class Worker:
             self._dispatch(batches)
 
     def _fetch_failed(self, failure: Failure) -> defer.Deferred | None:
-        if failure.check(*CONNECTION_ERRORS):
+        if failure.check(*CONNECTION_ERRORS) or self._fetch_conn.drop_if_not_master(failure):
             # A fetch whose reply was lost may have moved jobs into our
             # processing lists that we never saw: look once reconnected.
             self._reclaim = self._processing is not None
