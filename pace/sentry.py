@@ -33,7 +33,12 @@ class SentryHook:
                 scope.set_tag("pace.source", "unhandled")
             else:
                 scope.set_tag("pace.source", "job")
-                job = _job_context(payload, sentry_sdk.get_client().should_send_default_pii())
+                pii = sentry_sdk.get_client().should_send_default_pii()
+                if not pii:
+                    # Stack frames carry the job's arguments as local
+                    # variables; they are personal data too.
+                    scope.add_event_processor(_strip_frame_variables)
+                job = _job_context(payload, pii)
                 queue = getattr(failure, "pace_queue", None)
                 if queue:
                     job["queue"] = queue
@@ -60,6 +65,13 @@ def hook(dsn: str | None = None, **options: Any) -> SentryHook:
     elif not sentry_sdk.get_client().is_active():
         sentry_sdk.init()
     return SentryHook()
+
+
+def _strip_frame_variables(event: dict, hint: Any) -> dict:
+    for exc in (event.get("exception") or {}).get("values") or []:
+        for frame in (exc.get("stacktrace") or {}).get("frames") or []:
+            frame.pop("vars", None)
+    return event
 
 
 def _job_context(payload: str, send_args: bool) -> dict[str, Any]:
