@@ -6,6 +6,7 @@ jobs a second from one process.
 from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
+from pace.router import JobRouter, UnknownJobClass
 from pace.service import PaceService
 from pace.worker import Worker, pause, resume, running_workers
 
@@ -17,6 +18,7 @@ namespace: str | None = None
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "JobRouter",
     "MalformedJob",
     "PaceService",
     "Worker",
@@ -30,4 +32,5 @@ __all__ = [
     "resolve_redis_url",
     "resume",
     "running_workers",
+    "UnknownJobClass",
 ]

@@ -61,11 +61,14 @@ class Fetcher:
         self._blocked = False
         self._sleep: defer.Deferred | None = None
 
-    def fetch(self, count: int) -> defer.Deferred:
+    def fetch(self, count: int, wait: bool = True) -> defer.Deferred:
         """
-        Up to ``count`` jobs: whatever is there at once, or else the first to
-        arrive within ~2 s (possibly none), as one list per queue.
+        Up to ``count`` jobs: whatever is there at once, or else (unless
+        ``wait`` is false) the first to arrive within ~2 s, possibly none;
+        as one list per queue.
         """
+        if not wait:
+            return self._fetch_now(count)
         if self._pop is None:
             d = self._conn.execute("LPOP", self.queues[0], count)
             d.addCallback(self._single_popped)
@@ -73,6 +76,12 @@ class Fetcher:
             d = self._pop(self._conn, self._pop_keys, [count])
             d.addCallback(self._batch_popped)
         return d
+
+    def _fetch_now(self, count: int) -> defer.Deferred:
+        if self._pop is None:
+            d = self._conn.execute("LPOP", self.queues[0], count)
+            return d.addCallback(lambda got: [got or []])
+        return self._pop(self._conn, self._pop_keys, [count])
 
     def _single_popped(self, got: list[bytes] | None) -> Any:
         return [got] if got else self._wait()

@@ -61,6 +61,7 @@ class Worker:
         job_timeout: float | None = None,
         record_failures: bool = True,
         heartbeat_ttl: float = 30,
+        burst: bool = False,
         clock: Any = None,
     ):
         names = _queue_names(queue)
@@ -84,6 +85,8 @@ class Worker:
         self.job_timeout = job_timeout
         self.record_failures = record_failures
         self.heartbeat_ttl = heartbeat_ttl
+        #: Process what the queues hold now, then stop (for tests, scripts).
+        self.burst = burst
         self._recovery: Recovery | None = None
         self._clock = clock
         self._throttle = Throttle(jobs_per_second, clock) if jobs_per_second is not None else None
@@ -260,14 +263,19 @@ class Worker:
                 self._reclaim = False
                 yield self._reclaim_orphans()
             try:
-                batches = yield fetcher.fetch(wanted)
+                batches = yield fetcher.fetch(wanted, not self.burst)
             except Exception:
                 if throttle is not None:
                     throttle.refund(wanted)
                 yield self._fetch_failed(Failure())
                 continue
+            got = sum(map(len, batches))
             if throttle is not None:
-                throttle.refund(wanted - sum(map(len, batches)))
+                throttle.refund(wanted - got)
+            if not got and self.burst:
+                # Burst mode: the queues are empty, so finish what runs and stop.
+                self.shutdown()
+                break
             self._dispatch(batches)
 
     def _fetch_failed(self, failure: Failure) -> defer.Deferred | None:
