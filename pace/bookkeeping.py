@@ -18,18 +18,25 @@ from pace.scripts import Script
 
 log = Logger()
 
-# KEYS: processed counter, failed counter, failed list, processing lists...
+# KEYS: processed counter, failed counter, failed list, this worker's
+# processed and failed counters, processing lists...
 # ARGV: processed, failed, number of records, records..., then pairs of
 # (processing list number, payload) to acknowledge.
 _SETTLE = Script("""
 local processed = tonumber(ARGV[1])
 local failed = tonumber(ARGV[2])
 local nrec = tonumber(ARGV[3])
-if processed > 0 then redis.call('INCRBY', KEYS[1], processed) end
-if failed > 0 then redis.call('INCRBY', KEYS[2], failed) end
+if processed > 0 then
+  redis.call('INCRBY', KEYS[1], processed)
+  redis.call('INCRBY', KEYS[4], processed)
+end
+if failed > 0 then
+  redis.call('INCRBY', KEYS[2], failed)
+  redis.call('INCRBY', KEYS[5], failed)
+end
 if nrec > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + nrec)) end
 for i = 4 + nrec, #ARGV, 2 do
-  redis.call('LREM', KEYS[3 + tonumber(ARGV[i])], 1, ARGV[i + 1])
+  redis.call('LREM', KEYS[5 + tonumber(ARGV[i])], 1, ARGV[i + 1])
 end
 return 1
 """)
@@ -43,13 +50,20 @@ class Bookkeeper:
         self,
         commands: RedisConnection,
         processing: list[str] | None,
+        worker_id: str,
         reactor: Any = None,
     ):
         if reactor is None:
             from twisted.internet import reactor
         self._conn = commands
         self._reactor = reactor
-        self._keys = [keys.stat("processed"), keys.stat("failed"), keys.failed_list()]
+        self._keys = [
+            keys.stat("processed"),
+            keys.stat("failed"),
+            keys.failed_list(),
+            keys.stat(f"processed:{worker_id}"),
+            keys.stat(f"failed:{worker_id}"),
+        ]
         if processing:
             self._keys += processing
         self._reliable = processing is not None

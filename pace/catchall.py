@@ -13,6 +13,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
 _LEVELS = (LogLevel.error, LogLevel.critical)
+_TWISTED = ("twisted.",)
 
 
 class _CatchAll:
@@ -43,9 +44,11 @@ class _CatchAll:
         failure = event.get("log_failure")
         if not isinstance(failure, Failure) or event.get("log_level") not in _LEVELS:
             return
-        # Pace's own reports (a hook that failed, a job error already handed
-        # to the hooks) are not unhandled, and forwarding them would loop.
-        if str(event.get("log_namespace", "")).startswith("pace"):
+        # Only what Twisted itself logs as unhandled (a Deferred collected
+        # with a failure, an error in a timed call, legacy log.err): not
+        # Pace's own reports, which would loop, nor an application's logs.
+        namespace = str(event.get("log_namespace", ""))
+        if not namespace.startswith(_TWISTED) and namespace != "log_legacy":
             return
         if not self._workers:
             return

@@ -106,4 +106,5 @@ class scoped:
 
         bound.__doc__ = fn.__doc__
         bound.__name__ = fn.__name__
+        bound.__wrapped__ = fn  # type: ignore[attr-defined]
         return bound

@@ -34,3 +34,22 @@ def pace_workers() -> str:
 
 def heartbeat(worker_id: str) -> str:
     return namespaced(f"resque:pace:heartbeat:{worker_id}")
+
+
+def resque_workers() -> str:
+    """
+    Resque's set of registered workers ("host:pid:queue1,queue2").
+    """
+    return namespaced("resque:workers")
+
+
+def resque_heartbeats() -> str:
+    return namespaced("resque:workers:heartbeat")
+
+
+def worker_started(resque_id: str) -> str:
+    return namespaced(f"resque:worker:{resque_id}:started")
+
+
+def worker_busy(resque_id: str) -> str:
+    return namespaced(f"resque:worker:{resque_id}")

@@ -24,7 +24,7 @@ SIGNALS = {
 
 #: What a daemon under twistd adds: twistd itself turns SIGTERM and SIGINT
 #: into stopService, which shuts the worker down gracefully.
-PAUSE_SIGNALS = ("SIGUSR2", "SIGCONT")
+PAUSE_SIGNALS = ("SIGUSR2", "SIGCONT", "SIGQUIT")
 
 
 def install_signal_handlers(

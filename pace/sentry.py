@@ -55,8 +55,8 @@ class SentryHook:
 def hook(dsn: str | None = None, **options: Any) -> SentryHook:
     """
     An error hook that reports to Sentry. With ``dsn`` (or ``options``),
-    sentry-sdk is initialised here; without, it must have been initialised
-    already (for example by your application, with ``$SENTRY_DSN``).
+    sentry-sdk is initialised here; without, an existing initialisation is
+    used, else sentry-sdk is initialised from ``$SENTRY_DSN``.
     """
     if sentry_sdk is None:
         raise RuntimeError("pace.sentry needs sentry-sdk: pip install 'txpace[sentry]'")

@@ -6,6 +6,8 @@ waits for the grace period and for unstarted jobs to go back to Redis.
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 from typing import Any
 
@@ -20,9 +22,15 @@ log = Logger()
 
 
 class PaceService(Service):
-    name = "pace"
+    """
+    Runs ``worker`` with ``handler`` while the service runs; ``stopService``
+    returns the worker's shutdown Deferred. Under twistd, SIGUSR2 pauses and
+    SIGCONT resumes the worker (twistd maps SIGTERM and SIGINT to a stop).
+    """
 
     def __init__(self, worker: Worker, handler: Handler):
+        # Unique, so several workers can sit in one MultiService.
+        self.name = f"pace {worker.id} {worker._token}"
         self.worker = worker
         self.handler = handler
         self._done: defer.Deferred | None = None
@@ -36,13 +44,27 @@ class PaceService(Service):
 
             self._signals = install_signal_handlers(self.worker, reactor, PAUSE_SIGNALS)
         self._done = self.worker.start(self.handler)
-        self._done.addErrback(self._worker_failed)
+        self._done.addCallbacks(self._worker_stopped, self._worker_failed)
 
-    def _worker_failed(self, failure: Any) -> None:
-        log.failure("pace: the worker stopped with an error", failure)
+    def _worker_stopped(self, _: Any) -> None:
+        # The worker stopped by itself (SIGQUIT, burst mode): so does the
+        # process, gracefully.
         from twisted.internet import reactor
 
-        # A daemon whose worker cannot run should exit, not idle forever.
+        if reactor.running and self.running:
+            reactor.stop()
+
+    def _worker_failed(self, failure: Any) -> None:
+        log.critical(
+            "pace: the worker stopped with an error: {error}; exiting",
+            error=failure.getErrorMessage(),
+        )
+        from twisted.internet import reactor
+
+        # A daemon whose worker cannot run should exit, with a status that
+        # tells its supervisor so (twistd itself would exit 0): the atexit
+        # hook runs after twistd's own clean-up.
+        atexit.register(os._exit, 1)
         if reactor.running and self.running:
             reactor.stop()
 

@@ -67,10 +67,7 @@ class Options(usage.Options):
         self["queue"] = []
 
     def opt_queue(self, value: str) -> None:
-        """
-        a queue to work on; repeat it or separate names with commas, highest
-        priority first [$PACE_QUEUE]
-        """
+        """a queue to work on; repeat it or use commas, highest priority first [$PACE_QUEUE]"""
         self["queue"].extend(n.strip() for n in value.split(",") if n.strip())
 
     opt_q = opt_queue

@@ -21,7 +21,8 @@ def drain(queue: str | list[str], handler: Handler, **worker_options: Any) -> An
     """
     Run ``handler`` over every job now in ``queue`` through a real
     `pace.Worker` (hooks, failures and all) and fire, once the queue is empty
-    and every job settled, with ``(processed, failed)``: the jobs as dicts.
+    and every job settled, with ``(processed, failed)``: the jobs that
+    succeeded as dicts, and ``(json, failure)`` for each that failed.
     """
     worker_options.setdefault("reliable", False)
     worker = Worker(queue, burst=True, **worker_options)

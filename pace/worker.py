@@ -26,7 +26,7 @@ from pace.failures import error_text, failure_record
 from pace.fetch import Fetcher
 from pace.hooks import Hooks, scoped
 from pace.payload import MalformedJob, as_text, decode
-from pace.recovery import Recovery
+from pace.registry import Registry
 from pace.throttle import Throttle
 
 log = Logger()
@@ -87,7 +87,7 @@ class Worker:
         self.heartbeat_ttl = heartbeat_ttl
         #: Process what the queues hold now, then stop (for tests, scripts).
         self.burst = burst
-        self._recovery: Recovery | None = None
+        self._registry: Registry | None = None
         self._clock = clock
         self._throttle = Throttle(jobs_per_second, clock) if jobs_per_second is not None else None
         short = ",".join(short_queue_name(q) for q in self.queues)
@@ -173,7 +173,7 @@ class Worker:
         )
         self._processing = processing
         self._fetcher = Fetcher(self._fetch_conn, self._commands, self.queues, processing)
-        self._books = Bookkeeper(self._commands, processing)
+        self._books = Bookkeeper(self._commands, processing, self.id)
         catch_all.register(self)
         done = self._start_done = self._when_stopped()
         self._startup().addErrback(self._start_failed)
@@ -185,16 +185,17 @@ class Worker:
         yield self._await(self._fetch_conn.connected())
         if self._state != _RUNNING:
             return
-        if self._processing is not None:
-            self._recovery = Recovery(
-                self._commands,
-                self._token,
-                self.queues,
-                self._processing,
-                self.heartbeat_ttl,
-                self._clock,
-            )
-            yield self._recovery.start()
+        self._registry = Registry(
+            self._commands,
+            self._token,
+            self.id,
+            self.queues,
+            self._processing,
+            self.heartbeat_ttl,
+            self._clock,
+            busy=lambda: self.in_flight,
+        )
+        yield self._registry.start()
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
             id=self.id,
@@ -336,8 +337,17 @@ class Worker:
             log.warn("pace: could not check for jobs lost in transit; will retry")
 
     def _loop_crashed(self, failure: Failure) -> None:
-        log.failure("pace: the fetch loop of {id} crashed", failure, id=self.id)
+        # Without a fetch loop the worker would idle forever (say Redis now
+        # refuses our password): stop, so that a supervisor restarts us.
+        log.critical(
+            "pace: the fetch loop of {id} stopped: {error}; shutting the worker down",
+            id=self.id,
+            error=error_text(failure),
+        )
         self._report_error(None, failure)
+        if self._outcome is None:
+            self._outcome = failure
+        self.shutdown()
 
     def _loop_ended(self, _: Any) -> None:
         self._loop = None
@@ -545,8 +555,8 @@ class Worker:
             for _, _, d in late:
                 d.cancel()
         yield self._bounded(self._books.idle(), "writing job results")
-        if self._recovery is not None:
-            yield self._bounded(self._recovery.stop(), "deregistering")
+        if self._registry is not None:
+            yield self._bounded(self._registry.stop(), "deregistering")
         yield self._hooks.run("shutdown")
 
     def _bounded(self, d: defer.Deferred, what: str) -> defer.Deferred:

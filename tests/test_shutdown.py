@@ -137,12 +137,27 @@ class PauseTests(RedisTestCase):
         w.resume()
         w.resume()
         self.assertIs(w._loop, loop)
-        fetches = []
+        # Count fetches in flight at once: one loop means never more than one.
+        active, peak = [0], [0]
         original = w._fetcher.fetch
-        w._fetcher.fetch = lambda n: fetches.append(n) or original(n)
+
+        def fetch(n, wait=True):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+
+            def done(result):
+                active[0] -= 1
+                return result
+
+            return original(n, wait).addBoth(done)
+
+        w._fetcher.fetch = fetch
+        w.pause()
+        w.resume()
         self.push("q", *[payload("J", i) for i in range(5)])
         yield until(lambda: self.redis.llen("resque:queue:q") == 0)
         self.assertIs(w._loop, loop)
+        self.assertEqual(peak, [1])
         yield w.shutdown()
 
     @defer.inlineCallbacks

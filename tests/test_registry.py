@@ -1,7 +1,8 @@
 """
-Tests for pace.recovery: the jobs of a dead worker go back to the head of
-their queues, in order, exactly once; live workers are left alone; and the
-whole chain holds when a real worker process is killed with SIGKILL.
+Tests for pace.registry: workers registered as Resque registers them and
+removed on a clean stop; a dead worker pruned and its jobs put back at the
+head of their queues, in order, exactly once; live workers left alone; and
+the whole chain when a real worker process is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from twisted.internet.task import Clock
 from pace import keys
 from pace.config import resolve_redis_url
 from pace.connection import RedisConnection
-from pace.recovery import Recovery
+from pace.registry import Registry
 from tests.support import Recorder, RedisTestCase, payload, until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,10 @@ QUEUE = "resque:queue:q"
 class RecoveryTests(RedisTestCase):
     def register_dead(self, token: str, jobs: list[str]) -> str:
         processing = keys.processing_list(token, QUEUE)
-        self.redis.hset(keys.pace_workers(), token, json.dumps([[QUEUE, processing]]))
+        record = {"resque_id": f"{token}:q", "lists": [[QUEUE, processing]]}
+        self.redis.hset(keys.pace_workers(), token, json.dumps(record))
+        self.redis.sadd(keys.resque_workers(), f"{token}:q")
+        self.redis.hset(keys.resque_heartbeats(), f"{token}:q", "2026-01-01T00:00:00+00:00")
         if jobs:
             self.redis.rpush(processing, *jobs)
         return processing
@@ -45,6 +49,9 @@ class RecoveryTests(RedisTestCase):
         self.assertEqual(handler.args, [[0], [1], [2], [3]])
         self.assertEqual(self.redis.llen(processing), 0)
         self.assertFalse(self.redis.hexists(keys.pace_workers(), "host:1:dead"))
+        # Pruned from Resque's registry too.
+        self.assertEqual(self.redis.smembers(keys.resque_workers()), {w.id})
+        self.assertFalse(self.redis.hexists(keys.resque_heartbeats(), "host:1:dead:q"))
         yield w.shutdown()
 
     @defer.inlineCallbacks
@@ -65,7 +72,7 @@ class RecoveryTests(RedisTestCase):
         for c in conns:
             self.addCleanup(c.disconnect)
         sweepers = [
-            Recovery(c, f"sweeper-{i}", [QUEUE], ["unused"], 30, Clock())
+            Registry(c, f"sweeper-{i}", f"h:{i}:q", [QUEUE], ["unused"], 30, Clock())
             for i, c in enumerate(conns)
         ]
         moved = yield defer.gatherResults([s.sweep() for s in sweepers])
@@ -87,6 +94,51 @@ class RecoveryTests(RedisTestCase):
         yield w.shutdown()
         self.assertFalse(self.redis.hexists(keys.pace_workers(), w._token))
         self.assertFalse(self.redis.exists(keys.heartbeat(w._token)))
+
+    @defer.inlineCallbacks
+    def test_registered_as_resque_registers_workers(self):
+        import re
+        import socket
+
+        self.push("q", payload("J", 1), "bad")
+        w = self.worker(["q", "other"])
+        gate = defer.Deferred()
+        self.started(w, lambda job: gate)
+        yield until(lambda: w.in_flight == 1)
+        self.assertEqual(w.id, f"{socket.gethostname()}:{os.getpid()}:q,other")
+        self.assertEqual(self.redis.smembers("resque:workers"), {w.id})
+        started = self.redis.get(f"resque:worker:{w.id}:started")
+        self.assertRegex(started, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000$")
+        beat = self.redis.hget("resque:workers:heartbeat", w.id)
+        self.assertTrue(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", beat), beat)
+        gate.callback(None)
+        yield until(lambda: self.redis.get(f"resque:stat:processed:{w.id}") == "2")
+        self.assertEqual(self.redis.get(f"resque:stat:failed:{w.id}"), "1")
+        yield w.shutdown()
+        self.assertEqual(self.redis.smembers("resque:workers"), set())
+        self.assertEqual(self.redis.hgetall("resque:workers:heartbeat"), {})
+        self.assertEqual(self.redis.keys("resque:worker:*"), [])
+        self.assertEqual(self.redis.keys("resque:stat:*:*"), [])
+        self.assertEqual(self.redis.get("resque:stat:processed"), "2")
+
+    @defer.inlineCallbacks
+    def test_busy_summary_on_heartbeat(self):
+        clock = Clock()
+        gate = defer.Deferred()
+        self.push("q", payload("J", 1))
+        w = self.worker(heartbeat_ttl=3, clock=clock)
+        self.started(w, lambda job: gate)
+        yield until(lambda: w.in_flight == 1)
+        clock.advance(1)
+        yield until(lambda: self.redis.exists(f"resque:worker:{w.id}"))
+        busy = json.loads(self.redis.get(f"resque:worker:{w.id}"))
+        self.assertEqual(busy["queue"], "q")
+        self.assertEqual(busy["payload"]["args"], ["1 jobs in flight"])
+        gate.callback(None)
+        yield until(lambda: w.in_flight == 0)
+        clock.advance(1)
+        yield until(lambda: not self.redis.exists(f"resque:worker:{w.id}"))
+        yield w.shutdown()
 
 
 class KillTests(RedisTestCase):
