@@ -69,6 +69,9 @@ class Bookkeeper:
         self._reliable = processing is not None
         self._processed = 0
         self._failed = 0
+        #: Jobs settled since the start (written or not), for the throughput log.
+        self.processed_total = 0
+        self.failed_total = 0
         self._records: list[str] = []
         self._acks: list[Any] = []
         self._scheduled = False
@@ -138,6 +141,8 @@ class Bookkeeper:
             return
         acks = self._acks[: 2 * _MAX_BATCH]
         batch = (self._processed, self._failed, self._records, acks)
+        self.processed_total += self._processed
+        self.failed_total += self._failed
         self._processed = self._failed = 0
         self._records = []
         del self._acks[: len(acks)]
@@ -174,6 +179,8 @@ class Bookkeeper:
             error=failure.getErrorMessage(),
         )
         processed, failed, records, acks = batch
+        self.processed_total -= processed
+        self.failed_total -= failed
         self._processed += processed
         self._failed += failed
         self._records[:0] = records

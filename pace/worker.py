@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from inspect import iscoroutine
+from time import monotonic
 from typing import Any
 
 from twisted.internet import defer
@@ -28,6 +29,7 @@ from pace.hooks import Hooks, scoped
 from pace.payload import MalformedJob, as_text, decode
 from pace.registry import Registry
 from pace.throttle import Throttle
+from pace.throughput import ThroughputLog
 
 log = Logger()
 
@@ -62,6 +64,7 @@ class Worker:
         record_failures: bool = True,
         heartbeat_ttl: float = 30,
         burst: bool = False,
+        log_interval: float | None = 60,
         clock: Any = None,
     ):
         names = _queue_names(queue)
@@ -71,6 +74,8 @@ class Worker:
         if job_timeout is not None:
             _check_seconds("job_timeout", job_timeout)
         _check_seconds("heartbeat_ttl", heartbeat_ttl)
+        if log_interval is not None:
+            _check_seconds("log_interval", log_interval)
         from twisted.internet import reactor
 
         self._reactor = reactor
@@ -87,7 +92,12 @@ class Worker:
         self.heartbeat_ttl = heartbeat_ttl
         #: Process what the queues hold now, then stop (for tests, scripts).
         self.burst = burst
+        #: Seconds between throughput log lines (None: none).
+        self.log_interval = log_interval
+        self._throughput: ThroughputLog | None = None
         self._registry: Registry | None = None
+        #: Set by pace.metrics: told of every job settled and every fetch.
+        self._probe: Any = None
         self._clock = clock
         self._throttle = Throttle(jobs_per_second, clock) if jobs_per_second is not None else None
         short = ",".join(short_queue_name(q) for q in self.queues)
@@ -205,6 +215,9 @@ class Worker:
             mode="reliable" if self.reliable else "at most once",
         )
         yield self._hooks.run("start")
+        if self.log_interval is not None:
+            self._throughput = ThroughputLog(self, self._books, self.log_interval, self._clock)
+            self._throughput.start()
         if self._throttle is not None:
             self._throttle.start()
         self._start_loop()
@@ -271,6 +284,8 @@ class Worker:
                 yield self._fetch_failed(Failure())
                 continue
             got = sum(map(len, batches))
+            if self._probe is not None:
+                self._probe.fetched(got)
             if throttle is not None:
                 throttle.refund(wanted - got)
             if not got and self.burst:
@@ -366,20 +381,21 @@ class Worker:
                 self._run_job(qi, raw)
 
     def _run_job(self, qi: int, raw: bytes) -> None:
+        t0 = monotonic() if self._probe is not None else 0.0
         try:
             job = decode(raw)
         except MalformedJob:
-            self._job_failed(Failure(), qi, raw, None)
+            self._job_failed(Failure(), qi, raw, None, t0)
             return
         try:
             result = self._handler(job)  # type: ignore[misc]
         except Exception:
-            self._job_failed(Failure(), qi, raw, job)
+            self._job_failed(Failure(), qi, raw, job, t0)
             return
         if iscoroutine(result):
             result = defer.Deferred.fromCoroutine(result)
         elif not isinstance(result, defer.Deferred):
-            self._job_succeeded(qi, raw, job)
+            self._job_succeeded(qi, raw, job, t0)
             return
         if self.job_timeout is not None:
             result.addTimeout(self.job_timeout, self._clock)
@@ -387,28 +403,34 @@ class Worker:
         seq = self._seq
         self._running[seq] = (qi, raw, result)
         result.addCallbacks(
-            self._settled_ok, self._settled_failed, (seq, job), None, (seq, job), None
+            self._settled_ok, self._settled_failed, (seq, job, t0), None, (seq, job, t0), None
         )
 
-    def _settled_ok(self, _: Any, seq: int, job: dict) -> None:
+    def _settled_ok(self, _: Any, seq: int, job: dict, t0: float) -> None:
         entry = self._running.pop(seq, None)
         if entry is not None:
-            self._job_succeeded(entry[0], entry[1], job)
+            self._job_succeeded(entry[0], entry[1], job, t0)
             self._slot_freed()
 
-    def _settled_failed(self, failure: Failure, seq: int, job: dict) -> None:
+    def _settled_failed(self, failure: Failure, seq: int, job: dict, t0: float) -> None:
         entry = self._running.pop(seq, None)
         if entry is not None:
-            self._job_failed(failure, entry[0], entry[1], job)
+            self._job_failed(failure, entry[0], entry[1], job, t0)
             self._slot_freed()
         # else: the job was put back in its queue at the shutdown deadline
         # and cancelled; that is not a failure of the job.
 
-    def _job_succeeded(self, qi: int, raw: bytes, job: dict) -> None:
+    def _job_succeeded(self, qi: int, raw: bytes, job: dict, t0: float) -> None:
+        if self._probe is not None:
+            self._probe.settled(qi, job["class"], True, monotonic() - t0)
         self._books.settled(qi, raw)
         self._hold_slot(self._hooks.run("processed", job))
 
-    def _job_failed(self, failure: Failure, qi: int, raw: bytes, job: dict | None) -> None:
+    def _job_failed(
+        self, failure: Failure, qi: int, raw: bytes, job: dict | None, t0: float = 0.0
+    ) -> None:
+        if self._probe is not None:
+            self._probe.settled(qi, job["class"] if job else None, False, monotonic() - t0)
         queue = self.queues[qi]
         log.warn(
             "pace: job {job_class} from {queue} failed: {error}",
@@ -532,6 +554,8 @@ class Worker:
             self._resume_call.cancel()
         if self._throttle is not None:
             self._throttle.stop()
+        if self._throughput is not None:
+            self._throughput.stop()
         self._interrupt_fetch()
         if self._loop is not None:
             # A fetch already sent is waited for (it was unblocked): its jobs
