@@ -17,6 +17,9 @@ import time
 from typing import Any
 
 QUEUE = "pace-demo"
+#: Every key the demo writes (queue, counters, worker registry) lives under
+#: this prefix, so a shared Redis given as $REDIS_URL keeps its own data.
+NAMESPACE = "pace-demo"
 
 
 def _serve_http(port: int) -> subprocess.Popen:
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = os.environ.get("REDIS_URL")
     try:
         if redis_url:
-            print(f"Using the Redis at $REDIS_URL (only the queue {QUEUE!r} is touched)")
+            print(
+                f"Using the Redis at $REDIS_URL (only keys under {NAMESPACE + ':'!r} are touched)"
+            )
         else:
             server = RedisServer().start()
             started.append(server.cleanup)
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             if url.scheme != "unix"
             else redis.Redis(unix_socket_path=url.path, db=url.db, password=url.password)
         )
-        queue_key = "resque:queue:" + QUEUE
+        queue_key = f"{NAMESPACE}:resque:queue:{QUEUE}"
         client.delete(queue_key)
         http_port = free_port()
         http = _serve_http(http_port)
@@ -91,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.monotonic() - t0:.1f}s; HTTP target {target}"
         )
 
-        processed0 = int(client.get("resque:stat:processed") or 0)
-        failed0 = int(client.get("resque:stat:failed") or 0)
+        processed_key = f"{NAMESPACE}:resque:stat:processed"
+        failed_key = f"{NAMESPACE}:resque:stat:failed"
+        processed0 = int(client.get(processed_key) or 0)
+        failed0 = int(client.get(failed_key) or 0)
         env = dict(os.environ, PACE_TARGET_URL=target, REDIS_URL=redis_url)
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         cmd = [
@@ -104,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "pace",
             "--queue",
             QUEUE,
+            "--namespace",
+            NAMESPACE,
             "--handler",
             "examples.http.handle",
             "--concurrency",
@@ -117,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         done = failed = 0
         while True:
             time.sleep(0.5)
-            done = int(client.get("resque:stat:processed") or 0) - processed0
-            failed = int(client.get("resque:stat:failed") or 0) - failed0
+            done = int(client.get(processed_key) or 0) - processed0
+            failed = int(client.get(failed_key) or 0) - failed0
             left = client.llen(queue_key)
             peak = max(peak, _peak_rss_mb(worker.pid) or 0)
             elapsed = time.monotonic() - t0
@@ -160,6 +169,7 @@ def _enqueue(redis_url: str, n: int) -> None:
 
     @defer.inlineCallbacks
     def run(reactor: Any) -> Any:
+        pace.namespace = NAMESPACE
         for start in range(0, n, 5000):
             yield pace.enqueue_many(
                 QUEUE, "HttpGet", [[] for _ in range(min(5000, n - start))], redis_url=redis_url

@@ -46,7 +46,12 @@ class DemoTests(RedisTestCase):
         out = self.run_demo(self.url)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("Using the Redis at $REDIS_URL", out.stdout)
+        self.assertIn("'pace-demo:'", out.stdout)
         self.assertIn("Done: 300 jobs", out.stdout)
         self.assertEqual(self.redis.get("users:data"), "precious")
         self.assertEqual(self.redis.lrange("resque:queue:other", 0, -1), ["not ours"])
-        self.assertEqual(self.redis.llen("resque:queue:pace-demo"), 0)
+        self.assertEqual(self.redis.llen("pace-demo:resque:queue:pace-demo"), 0)
+        self.assertEqual(self.redis.get("pace-demo:resque:stat:processed"), "300")
+        # Everything the demo wrote is under its namespace.
+        outside = [k for k in self.redis.keys("*") if not k.startswith("pace-demo:")]
+        self.assertEqual(sorted(outside), ["resque:queue:other", "users:data"])
