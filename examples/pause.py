@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.error import ConnectingCancelledError
 from twisted.logger import Logger
 from twisted.web._newclient import ResponseNeverReceived
 
@@ -51,6 +52,6 @@ def _check(response: Any) -> Deferred:
 
 
 def _timed_out(failure: Any) -> Any:
-    if failure.check(TimeoutError, ResponseNeverReceived):
+    if failure.check(TimeoutError, ResponseNeverReceived, ConnectingCancelledError):
         _pause()
     return failure

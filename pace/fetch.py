@@ -26,6 +26,10 @@ BLOCK_SECONDS = 2.0
 #: Reliable mode on several queues has no blocking move (BLMOVE takes one
 #: source), so an idle worker polls them this often.
 IDLE_POLL_SECONDS = 0.1
+#: unblock() asks Redis this often, this many times at most, while the
+#: blocking pop it ends (sent on the other connection) has not arrived yet.
+UNBLOCK_RETRY_SECONDS = 0.005
+UNBLOCK_TRIES = 20
 #: Payloads per Lua call when putting jobs back: well under Lua's unpack limit.
 _CHUNK = 1000
 
@@ -59,6 +63,9 @@ class Fetcher:
             self._pop = scripts.POP_RELIABLE
         self._client_id: tuple[Any, int] | None = None
         self._blocked = False
+        # unblock() was called for the fetch now under way: do not wait.
+        self._unblocked = False
+        self._retry: Any = None
         self._sleep: defer.Deferred | None = None
 
     def fetch(self, count: int, wait: bool = True) -> defer.Deferred:
@@ -67,6 +74,7 @@ class Fetcher:
         ``wait`` is false) the first to arrive within ~2 s, possibly none;
         as one list per queue.
         """
+        self._unblocked = False
         if not wait:
             return self._fetch_now(count)
         if self._pop is None:
@@ -93,6 +101,9 @@ class Fetcher:
         return self._wait()
 
     def _wait(self) -> Any:
+        if self._unblocked:
+            # Paused or stopping while the pop was on its way: no waiting.
+            return self._empty
         if self.processing is not None and len(self.queues) > 1:
             self._sleep = task.deferLater(self._reactor, IDLE_POLL_SECONDS, lambda: self._empty)
             self._sleep.addErrback(lambda f: f.trap(defer.CancelledError) and self._empty)
@@ -106,6 +117,8 @@ class Fetcher:
             # Remembered so that unblock() can end the wait from the command
             # connection: atomic on the server, so no job is ever lost.
             self._client_id = (proto, (yield proto.execute_command("CLIENT", "ID")))
+        if self._unblocked:
+            return self._empty
         self._blocked = True
         try:
             if self.processing is None:
@@ -130,17 +143,36 @@ class Fetcher:
                     return [[got]]
         finally:
             self._blocked = False
+            if self._retry is not None and self._retry.active():
+                self._retry.cancel()
+            self._retry = None
         return self._empty
 
     def unblock(self) -> defer.Deferred:
         """
-        End a blocking pop now, if one is waiting; it returns no job.
+        End a blocking pop now, if one is waiting or about to; it returns no
+        job.
         """
+        self._unblocked = True
         if self._sleep is not None and not self._sleep.called:
             self._sleep.cancel()
         if not self._blocked or self._client_id is None:
             return defer.succeed(None)
-        d = self._commands.execute("CLIENT", "UNBLOCK", self._client_id[1])
+        return self._send_unblock(self._client_id, UNBLOCK_TRIES)
+
+    def _send_unblock(self, client_id: tuple[Any, int], tries: int) -> defer.Deferred:
+        self._retry = None
+        d = self._commands.execute("CLIENT", "UNBLOCK", client_id[1])
+
+        def check(unblocked: int) -> None:
+            # 0: the blocking pop, sent on the other connection, has not
+            # reached Redis yet; ask again shortly, until it has returned.
+            if not unblocked and tries > 1 and self._blocked and self._client_id is client_id:
+                self._retry = self._reactor.callLater(
+                    UNBLOCK_RETRY_SECONDS, self._send_unblock, client_id, tries - 1
+                )
+
+        d.addCallback(check)
         d.addErrback(lambda f: log.failure("pace: could not unblock the fetch", f))
         return d
 
