@@ -1,0 +1,307 @@
+"""
+Tests for pace.sentry: what sentry-sdk really sends, over HTTP, to a local
+Sentry endpoint (a twisted.web Site in the test) when jobs fail: the
+exception, the job's class and queue as tags and context, arguments only
+with send_default_pii, one event per job with nothing leaking between jobs,
+unhandled errors tagged as such, and a flush that waits for delivery.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+import sentry_sdk
+from twisted.internet import defer, reactor, task
+from twisted.internet.threads import deferToThread
+from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+import pace.sentry
+from tests.support import RedisTestCase, payload, until
+
+try:
+    import brotli
+except ImportError:  # sentry-sdk then compresses with gzip
+    brotli = None
+
+FILTERED = "[Filtered: set send_default_pii=True to send job arguments]"
+SECRET = "4111-1111-1111-1111"
+
+
+def decompress(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    if encoding == "br" and brotli is not None:
+        return brotli.decompress(body)
+    raise ValueError(f"cannot decode a body in {encoding!r}")
+
+
+def envelope_items(body: bytes) -> list[tuple[dict, bytes]]:
+    """
+    The items of a Sentry envelope: a header line, then for each item a
+    header line and its payload (C{length} bytes when given, else one line).
+    """
+    _, _, rest = body.partition(b"\n")
+    items = []
+    while rest.strip():
+        line, _, rest = rest.partition(b"\n")
+        header = json.loads(line)
+        length = header.get("length")
+        if length is None:
+            data, _, rest = rest.partition(b"\n")
+        else:
+            data, rest = rest[:length], rest[length:]
+            if rest.startswith(b"\n"):
+                rest = rest[1:]
+        items.append((header, data))
+    return items
+
+
+class SentryEndpoint(Resource):
+    """
+    Records what reaches it: each request's path, auth header and decoded
+    body, and the events inside. With C{hold}, it answers only on
+    L{release}.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[bytes, str, bytes]] = []
+        self.events: list[dict] = []
+        self.hold = False
+        self._held: list[Any] = []
+
+    def render_POST(self, request: Any) -> Any:
+        body = decompress(request.content.read(), request.getHeader("content-encoding") or "")
+        self.requests.append((request.path, request.getHeader("x-sentry-auth") or "", body))
+        for header, data in envelope_items(body):
+            if header.get("type") == "event":
+                self.events.append(json.loads(data))
+        request.setHeader(b"content-type", b"application/json")
+        if self.hold:
+            self._held.append(request)
+            return NOT_DONE_YET
+        return b"{}"
+
+    def release(self) -> None:
+        self.hold = False
+        held, self._held = self._held, []
+        for request in held:
+            if not request.finished and not request._disconnected:
+                request.write(b"{}")
+                request.finish()
+
+    def job_events(self) -> list[dict]:
+        return [e for e in self.events if "exception" in e]
+
+
+def exception_of(event: dict) -> tuple[str, str]:
+    last = event["exception"]["values"][-1]
+    return last["type"], last["value"]
+
+
+class SentryTestCase(RedisTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.endpoint = SentryEndpoint()
+        factory = WrappingFactory(Site(self.endpoint))
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(self._stop_server, port, factory)
+        self.dsn = f"http://publickey@127.0.0.1:{port.getHost().port}/42"
+        # Cleanups run last-added first: Sentry is shut down before the
+        # server, so its last deliveries still get an answer.
+        self.addCleanup(self._stop_sentry, sentry_sdk.get_global_scope().client)
+
+    def hook(self, **options: Any) -> pace.sentry.SentryHook:
+        # default_integrations=False: the default integrations patch the
+        # threading and logging modules and http.client for the whole process,
+        # for good; the hook calls capture_exception itself and needs none of
+        # them. http_proxy="": a proxy in the environment must not get the
+        # requests meant for the local endpoint.
+        options.setdefault("default_integrations", False)
+        options.setdefault("http_proxy", "")
+        return pace.sentry.hook(self.dsn, **options)
+
+    @defer.inlineCallbacks
+    def _stop_sentry(self, previous: Any) -> Any:
+        self.endpoint.release()
+        client = sentry_sdk.get_global_scope().client
+        if client is not previous:
+            transport = client.transport
+            # close() flushes, and what it flushes is answered by the reactor:
+            # it must not block the reactor thread.
+            yield deferToThread(client.close, 2.0)
+            pool = getattr(transport, "_pool", None)
+            if pool is not None:
+                pool.clear()
+        # Back to the client from before (no-op when the SDK was never set
+        # up); sentry_sdk.init() would set up the default integrations.
+        sentry_sdk.get_global_scope().set_client(previous)
+
+    @defer.inlineCallbacks
+    def _stop_server(self, port: Any, factory: WrappingFactory) -> Any:
+        yield port.stopListening()
+        for protocol in list(factory.protocols):
+            protocol.transport.abortConnection()
+        yield until(lambda: not factory.protocols)
+
+    @defer.inlineCallbacks
+    def run_failing_jobs(self, queue: str, payloads: list[str], handler: Any, **options: Any):
+        """
+        Run C{payloads} through a worker on C{queue} with the Sentry hook
+        until each has an event; return the events.
+        """
+        hook = self.hook(**options)
+        w = self.worker(queue, concurrency=1)
+        w.add_hook("error", hook)
+        self.push(queue, *payloads)
+        self.started(w, handler)
+        yield until(lambda: len(self.endpoint.job_events()) >= len(payloads))
+        yield hook.flush()
+        yield w.shutdown()
+        return self.endpoint.job_events()
+
+
+def fail_with(exc: Exception) -> Any:
+    def handler(job: dict) -> None:
+        raise exc
+
+    return handler
+
+
+class ReportTests(SentryTestCase):
+    @defer.inlineCallbacks
+    def test_job_error_arrives_with_class_and_queue(self):
+        events = yield self.run_failing_jobs(
+            "mail", [payload("SendMail", "a@example.com")], fail_with(ValueError("smtp said no"))
+        )
+        self.assertEqual(len(events), 1)
+        (event,) = events
+        self.assertEqual(exception_of(event), ("ValueError", "smtp said no"))
+        frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+        self.assertEqual(frames[-1]["function"], "handler")
+        self.assertEqual(event["tags"]["job.class"], "SendMail")
+        self.assertEqual(event["tags"]["job.queue"], "mail")
+        self.assertEqual(event["tags"]["pace.source"], "job")
+        self.assertEqual(
+            event["contexts"]["job"], {"class": "SendMail", "queue": "mail", "args": FILTERED}
+        )
+        path, auth, _ = self.endpoint.requests[0]
+        self.assertEqual(path, b"/api/42/envelope/")
+        self.assertIn("sentry_key=publickey", auth)
+
+    @defer.inlineCallbacks
+    def test_args_are_filtered_without_pii(self):
+        events = yield self.run_failing_jobs(
+            "q", [payload("Charge", SECRET, 7)], fail_with(RuntimeError("declined"))
+        )
+        self.assertEqual(events[0]["contexts"]["job"]["args"], FILTERED)
+        # Nowhere in what was sent: not in the context, nor anywhere else.
+        for _, _, body in self.endpoint.requests:
+            self.assertNotIn(SECRET.encode(), body)
+
+    @defer.inlineCallbacks
+    def test_args_are_sent_with_pii(self):
+        events = yield self.run_failing_jobs(
+            "q",
+            [payload("Charge", SECRET, 7)],
+            fail_with(RuntimeError("declined")),
+            send_default_pii=True,
+        )
+        self.assertEqual(events[0]["contexts"]["job"]["args"], [SECRET, 7])
+        self.assertEqual(events[0]["tags"]["job.class"], "Charge")
+
+    @defer.inlineCallbacks
+    def test_one_event_per_job_and_no_context_leaks(self):
+        def handler(job: dict) -> Any:
+            if job["class"] == "Resize":
+                raise KeyError("width")
+            # The other one fails later, from a Deferred.
+            return task.deferLater(reactor, 0, fail_with(OSError("disk full")), job)
+
+        events = yield self.run_failing_jobs(
+            "q",
+            [payload("Resize", 1), "{not json", payload("Upload", 2)],
+            handler,
+            send_default_pii=True,
+        )
+        self.assertEqual(len(events), 3)
+        by_source = {}
+        for event in events:
+            by_source[event["tags"].get("job.class")] = event
+        self.assertEqual(set(by_source), {"Resize", "Upload", None})
+        self.assertEqual(exception_of(by_source["Resize"]), ("KeyError", "'width'"))
+        self.assertEqual(
+            by_source["Resize"]["contexts"]["job"], {"class": "Resize", "queue": "q", "args": [1]}
+        )
+        self.assertEqual(exception_of(by_source["Upload"]), ("OSError", "disk full"))
+        self.assertEqual(
+            by_source["Upload"]["contexts"]["job"], {"class": "Upload", "queue": "q", "args": [2]}
+        )
+        # The malformed one ran between the two, and carries neither's class.
+        malformed = by_source[None]
+        self.assertEqual(exception_of(malformed)[0], "MalformedJob")
+        self.assertEqual(malformed["tags"]["job.queue"], "q")
+        self.assertEqual(malformed["contexts"]["job"], {"payload": "{not json", "queue": "q"})
+
+        # Nor do they stay on the scope for what is reported afterwards.
+        sentry_sdk.capture_message("after the jobs")
+        yield until(lambda: len(self.endpoint.events) == 4)
+        after = self.endpoint.events[-1]
+        self.assertEqual(after["message"], "after the jobs")
+        self.assertFalse({"job.class", "job.queue", "pace.source"} & set(after.get("tags", {})))
+        self.assertNotIn("job", after.get("contexts", {}))
+        self.assertEqual(len(self.endpoint.job_events()), 3)
+
+    @defer.inlineCallbacks
+    def test_unhandled_error_is_reported_as_unhandled(self):
+        hook = self.hook()
+        w = self.worker()
+        w.add_hook("error", hook)
+        self.started(w, lambda job: None)
+        yield until(lambda: w._loop is not None)
+        reactor.callLater(0, lambda: 1 / 0)
+        yield until(lambda: self.endpoint.events)
+        yield hook.flush()
+        yield w.shutdown()
+        self.assertEqual(len(self.endpoint.events), 1)
+        (event,) = self.endpoint.events
+        self.assertEqual(exception_of(event), ("ZeroDivisionError", "division by zero"))
+        self.assertEqual(event["tags"]["pace.source"], "unhandled")
+        self.assertNotIn("job.class", event["tags"])
+        self.assertNotIn("job", event.get("contexts", {}))
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class FlushTests(SentryTestCase):
+    @defer.inlineCallbacks
+    def test_flush_fires_once_the_events_are_delivered(self):
+        hook = self.hook()
+        self.endpoint.hold = True
+        try:
+            raise LookupError("no such thing")
+        except LookupError:
+            hook(payload("Find", 1), Failure())
+        released = []
+        d = hook.flush()
+        self.assertIsInstance(d, defer.Deferred)
+        fired = []
+        d.addCallback(lambda _: fired.append(bool(released)))
+        yield until(lambda: self.endpoint.requests)
+        released.append(True)
+        self.endpoint.release()
+        yield d
+        self.assertEqual(fired, [True])
+        self.assertEqual(exception_of(self.endpoint.events[0]), ("LookupError", "no such thing"))
