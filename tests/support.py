@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import subprocess
 from typing import Any
 
 import redis
@@ -17,6 +18,8 @@ from twisted.trial import unittest
 
 import pace
 from pace.redisserver import RedisServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _server: RedisServer | None = None
 
@@ -69,6 +72,28 @@ class RedisTestCase(unittest.TestCase):
         else:
             os.environ[name] = value
         self.addCleanup(_restore_env, name, old)
+
+    def spawn(self, cmd: list[str], **popen: Any) -> subprocess.Popen:
+        """
+        Start a process from the project root that talks to our Redis; it
+        is killed, if still running, when the test ends.
+        """
+        env = dict(os.environ, PYTHONPATH=ROOT, REDIS_URL=self.url)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, **popen)
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+        self.addCleanup(stop)
+        return proc
+
+    def done_args(self) -> list:
+        """
+        First arguments of the jobs tests.daemon_handlers recorded as done.
+        """
+        return [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:done", 0, -1)]
 
     def push(self, queue: str, *payloads: str) -> None:
         self.redis.rpush(pace.expand_queue_name(queue), *payloads)

@@ -38,17 +38,7 @@ class DaemonTests(RedisTestCase):
             self.url,
             *extra,
         ]
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, REDIS_URL=self.url)
-        )
-
-        def stop():
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-        self.addCleanup(stop)
-        return proc
+        return self.spawn(cmd)
 
     def logged(self, text: str) -> bool:
         try:
@@ -56,9 +46,6 @@ class DaemonTests(RedisTestCase):
                 return text in f.read()
         except OSError:
             return False
-
-    def done(self) -> list:
-        return [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:done", 0, -1)]
 
     def fetching(self) -> bool:
         # A worker that fetches has its fetch connection in a blocking pop
@@ -69,8 +56,8 @@ class DaemonTests(RedisTestCase):
     def test_processes_pauses_resumes_and_stops(self):
         self.push("work", *[payload("Job", i) for i in range(20)])
         proc = self.daemon("--concurrency", "10")
-        yield until(lambda: len(self.done()) == 20, timeout=30)
-        self.assertEqual(sorted(self.done()), list(range(20)))
+        yield until(lambda: len(self.done_args()) == 20, timeout=30)
+        self.assertEqual(sorted(self.done_args()), list(range(20)))
 
         yield until(self.fetching)
         proc.send_signal(signal.SIGUSR2)
@@ -80,7 +67,7 @@ class DaemonTests(RedisTestCase):
         self.assertFalse(self.fetching())
 
         proc.send_signal(signal.SIGCONT)
-        yield until(lambda: len(self.done()) == 25, timeout=15)
+        yield until(lambda: len(self.done_args()) == 25, timeout=15)
 
         proc.send_signal(signal.SIGTERM)
         yield until(lambda: proc.poll() is not None, timeout=30)
@@ -94,12 +81,12 @@ class DaemonTests(RedisTestCase):
         n = 400
         self.push("work", *[payload("Job", i) for i in range(n)])
         proc = self.daemon("--concurrency", "20", "--grace", "10")
-        yield until(lambda: len(self.done()) >= 50, timeout=30)
+        yield until(lambda: len(self.done_args()) >= 50, timeout=30)
         proc.send_signal(signal.SIGTERM)
         yield until(lambda: proc.poll() is not None, timeout=30)
         # twistd ends by re-raising the signal that stopped it.
         self.assertIn(proc.returncode, (0, -signal.SIGTERM))
-        done = self.done()
+        done = self.done_args()
         left = [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:work", 0, -1)]
         # Every job ran or is back, none twice, and what is left is in order.
         self.assertEqual(sorted(done + left), list(range(n)))

@@ -143,24 +143,11 @@ class RecoveryTests(RedisTestCase):
 
 class KillTests(RedisTestCase):
     def worker_process(self, concurrency: int, ttl: float) -> subprocess.Popen:
-        proc = subprocess.Popen(
+        return self.spawn(
             [sys.executable, "-m", "tests.worker_process", str(concurrency), str(ttl)],
-            cwd=ROOT,
-            env=dict(os.environ, REDIS_URL=self.url, PYTHONPATH=ROOT),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-
-        def stop():
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-        self.addCleanup(stop)
-        return proc
-
-    def done(self) -> list:
-        return [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:done", 0, -1)]
 
     @defer.inlineCallbacks
     def test_kill_9_loses_nothing(self):
@@ -169,17 +156,17 @@ class KillTests(RedisTestCase):
         in_flight_at_kills = 0
         for threshold in (300, 1200):
             proc = self.worker_process(concurrency, 1.0)
-            yield until(lambda t=threshold: len(self.done()) >= t, timeout=60)
+            yield until(lambda t=threshold: len(self.done_args()) >= t, timeout=60)
             proc.send_signal(signal.SIGKILL)
             yield until(lambda p=proc: p.poll() is not None)
             in_flight_at_kills += sum(
                 self.redis.llen(k) for k in self.redis.keys("resque:pace:processing:*")
             )
         survivor = self.worker_process(concurrency, 1.0)
-        yield until(lambda: len(set(self.done())) == n, timeout=120)
+        yield until(lambda: len(set(self.done_args())) == n, timeout=120)
         survivor.send_signal(signal.SIGTERM)
         yield until(lambda: survivor.poll() is not None, timeout=30)
-        done = self.done()
+        done = self.done_args()
         self.assertEqual(sorted(set(done)), list(range(n)))
         duplicates = len(done) - n
         self.assertLessEqual(duplicates, in_flight_at_kills)
