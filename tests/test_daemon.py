@@ -16,8 +16,6 @@ from twisted.internet import defer
 
 from tests.support import RedisTestCase, payload, until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 class DaemonTests(RedisTestCase):
     def daemon(self, *extra: str) -> subprocess.Popen:

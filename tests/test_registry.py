@@ -22,7 +22,6 @@ from pace.connection import RedisConnection
 from pace.registry import Registry
 from tests.support import Recorder, RedisTestCase, payload, until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUEUE = "resque:queue:q"
 
 
