@@ -39,6 +39,7 @@ class Options(usage.Options):
     )
     optFlags = [
         ["no-reliable", None, "plain pops: at most once, a little faster"],
+        ["no-failure-records", None, "do not write failed jobs to resque:failed"],
     ]
     optParameters = [
         [
@@ -60,6 +61,8 @@ class Options(usage.Options):
         ["job-timeout", None, None, "cancel and fail a job still running after this many seconds"],
         ["sentry-dsn", None, None, "report job errors to Sentry [$SENTRY_DSN]"],
         ["metrics-port", None, None, "serve Prometheus metrics on this port"],
+        ["heartbeat-ttl", None, "30", "seconds without a heartbeat before a worker counts as dead"],
+        ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
     ]
 
     def __init__(self) -> None:
@@ -95,6 +98,8 @@ class Options(usage.Options):
         self["jobs-per-second"] = _number("jobs-per-second", self["jobs-per-second"], strict=True)
         self["job-timeout"] = _number("job-timeout", self["job-timeout"], strict=True)
         self["metrics-port"] = _number("metrics-port", self["metrics-port"], int, 0)
+        self["heartbeat-ttl"] = _number("heartbeat-ttl", self["heartbeat-ttl"], strict=True)
+        self["log-interval"] = _number("log-interval", self["log-interval"]) or None
 
 
 def makeService(options: Options) -> IService:
@@ -111,6 +116,9 @@ def makeService(options: Options) -> IService:
         grace=options["grace"],
         reliable=not options["no-reliable"],
         job_timeout=options["job-timeout"],
+        record_failures=not options["no-failure-records"],
+        heartbeat_ttl=options["heartbeat-ttl"],
+        log_interval=options["log-interval"],
     )
     top = MultiService()
     PaceService(worker, options["handler"]).setServiceParent(top)

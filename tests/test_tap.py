@@ -143,6 +143,11 @@ class OptionsTests(RedisTestCase):
             "--grace",
             "2",
             "--no-reliable",
+            "--heartbeat-ttl",
+            "12",
+            "--log-interval",
+            "0",
+            "--no-failure-records",
         )
         top = tap.makeService(o)
         self.assertTrue(IService.providedBy(top))
@@ -151,6 +156,7 @@ class OptionsTests(RedisTestCase):
         w = service.worker
         self.assertEqual(w.queues, ["ns:resque:queue:q1", "ns:resque:queue:q2"])
         self.assertEqual((w.concurrency, w.grace, w.reliable), (5, 2.0, False))
+        self.assertEqual((w.heartbeat_ttl, w.log_interval, w.record_failures), (12.0, None, False))
         self.assertIs(service.handler, handler)
         self.assertEqual(pace.namespace, "ns")
         self.assertEqual(pace.redis_url, self.url)
