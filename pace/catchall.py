@@ -42,7 +42,11 @@ class _CatchAll:
 
     def __call__(self, event: dict) -> None:
         failure = event.get("log_failure")
-        if not isinstance(failure, Failure) or event.get("log_level") not in _LEVELS:
+        if failure is None and event.get("isError"):
+            failure = event.get("failure")  # legacy twisted.python.log.err
+        elif event.get("log_level") not in _LEVELS:
+            return
+        if not isinstance(failure, Failure):
             return
         # Only what Twisted itself logs as unhandled (a Deferred collected
         # with a failure, an error in a timed call, legacy log.err): not

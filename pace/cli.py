@@ -221,6 +221,9 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
 
 def cmd_failed_clear(r: Any, args: argparse.Namespace, out: Any) -> int:
     total = r.llen(keys.failed_list())
+    if not total:
+        out.print("the failed list is already empty")
+        return 0
     if not _confirm(args, f"Delete all {total:,} failed jobs"):
         out.print("nothing deleted")
         return 1
@@ -300,14 +303,20 @@ def main(argv: list[str] | None = None, out: Any = None) -> int:
     except Exception as e:
         import redis
 
+        if not isinstance(e, redis.RedisError):
+            raise
+        where = resolve_redis_url(args.redis_url).redacted()
         if isinstance(e, redis.ConnectionError):
-            where = resolve_redis_url(args.redis_url).redacted()
             out.print(
                 f"[red]error:[/red] cannot reach Redis at {where}: {e}. "
                 "Check --redis-url or $REDIS_URL."
             )
-            return 1
-        raise
+        else:
+            out.print(
+                f"[red]error:[/red] Redis at {where} refused: {e}. Is --namespace right, "
+                "and is this a Resque database?"
+            )
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """
 `make demo`: Pace doing its main job on this machine. Starts a private
-redis-server (or uses $REDIS_URL, touching only its own demo queue), a local
+redis-server (or uses $REDIS_URL, touching only keys under ``pace-demo:``), a local
 HTTP service, enqueues jobs with pace.enqueue, runs `twistd -n pace` with
 examples/http.py, shows progress live and a summary, and stops everything
 it started.

@@ -124,7 +124,9 @@ def service(worker: Any, port: int, interface: str = "") -> IService:
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
     top = MultiService()
-    server = TCPServer(port, Site(root), interface=interface)
+    site = Site(root)
+    site.log = lambda request: None  # no access log line per scrape
+    server = TCPServer(port, site, interface=interface)
     server.setServiceParent(top)
     _Depths(metrics).setServiceParent(top)
     top.metrics = metrics  # type: ignore[attr-defined]

@@ -21,11 +21,27 @@ from pace.worker import Handler, Worker
 log = Logger()
 
 
+_exit_status = [0]
+
+
+def _exit_with_status() -> None:
+    # Registered when this module is imported, so before the exit handlers
+    # of what the application sets up later (sentry-sdk's flush, logging):
+    # atexit runs last-registered first, so this runs after them.
+    if _exit_status[0]:
+        os._exit(_exit_status[0])
+
+
+atexit.register(_exit_with_status)
+
+
 class PaceService(Service):
     """
     Runs ``worker`` with ``handler`` while the service runs; ``stopService``
     returns the worker's shutdown Deferred. Under twistd, SIGUSR2 pauses and
-    SIGCONT resumes the worker (twistd maps SIGTERM and SIGINT to a stop).
+    SIGCONT resumes the worker, SIGQUIT shuts it down gracefully (twistd maps
+    SIGTERM and SIGINT to a graceful stop). If the worker fails, the process
+    stops and exits with status 1.
     """
 
     def __init__(self, worker: Worker, handler: Handler):
@@ -62,9 +78,8 @@ class PaceService(Service):
         from twisted.internet import reactor
 
         # A daemon whose worker cannot run should exit, with a status that
-        # tells its supervisor so (twistd itself would exit 0): the atexit
-        # hook runs after twistd's own clean-up.
-        atexit.register(os._exit, 1)
+        # tells its supervisor so (twistd itself would exit 0).
+        _exit_status[0] = 1
         if reactor.running and self.running:
             reactor.stop()
 

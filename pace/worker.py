@@ -588,11 +588,12 @@ class Worker:
         # in time is logged (and, in reliable mode, stays in the processing
         # list for another worker to recover).
         def gave_up(failure: Failure) -> None:
-            failure.trap(defer.TimeoutError, defer.CancelledError)
+            # Whatever went wrong (timeout, lost or refused connection), the
+            # rest of the shutdown, hooks included, still runs.
             log.error(
-                "pace: gave up {what} after {s}s: Redis at {url} is unreachable",
+                "pace: gave up {what}: {error} (Redis at {url})",
                 what=what,
-                s=REDIS_SHUTDOWN_SECONDS,
+                error=error_text(failure),
                 url=self.url.redacted(),
             )
 

@@ -134,3 +134,15 @@ class CLITests(RedisTestCase):
         self.assertEqual(self.redis.llen("resque:queue:q"), 1)
         usage = subprocess.run([pace_bin], capture_output=True, text=True)
         self.assertEqual(usage.returncode, 2)
+
+    def test_redis_refusing_says_what_to_check(self):
+        self.redis.set("resque:failed", "not a list")
+        code, out = self.pace("failed", "list")
+        self.assertEqual(code, 1)
+        self.assertIn("WRONGTYPE", out)
+        self.assertIn("--namespace", out)
+
+    def test_clearing_an_empty_failed_list(self):
+        code, out = self.pace("failed", "clear")
+        self.assertEqual(code, 0)
+        self.assertIn("already empty", out)

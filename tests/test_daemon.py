@@ -14,6 +14,7 @@ import sys
 
 from twisted.internet import defer
 
+from pace.redisserver import RedisServer
 from tests.support import RedisTestCase, payload, until
 
 
@@ -91,3 +92,24 @@ class DaemonTests(RedisTestCase):
         self.assertEqual(left, sorted(left))
         self.assertGreater(len(left), 0)
         self.assertEqual(self.redis.keys("resque:pace:processing:*"), [])
+
+    @defer.inlineCallbacks
+    def test_sigquit_stops_gracefully(self):
+        proc = self.daemon()
+        yield until(self.fetching, timeout=30)
+        proc.send_signal(signal.SIGQUIT)
+        yield until(lambda: proc.poll() is not None, timeout=30)
+        self.assertEqual(proc.returncode, 0)
+        self.assertTrue(self.logged("stopped"))
+        self.assertEqual(self.redis.smembers("resque:workers"), set())
+
+    @defer.inlineCallbacks
+    def test_exits_with_status_1_when_the_worker_cannot_run(self):
+        own = RedisServer(None, None, "--requirepass", "right").start()
+        self.addCleanup(own.cleanup)
+        proc = self.daemon("--redis-url", f"redis://:wrong@127.0.0.1:{own.port}/0")
+        yield until(lambda: proc.poll() is not None, timeout=30)
+        self.assertEqual(proc.returncode, 1)
+        self.assertTrue(self.logged("WRONGPASS"))
+        with open(self.log) as f:
+            self.assertNotIn(":wrong@", f.read())

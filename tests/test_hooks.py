@@ -212,6 +212,34 @@ class CatchAllTests(RedisTestCase):
 
         return self.run_with_worker(fire_and_forget, RuntimeError)
 
+    def test_legacy_log_err(self):
+        from twisted.python import log as legacy
+
+        def fire_and_forget():
+            legacy.err(Failure(ZeroDivisionError("legacy")))
+
+        return self.run_with_worker(fire_and_forget, ZeroDivisionError)
+
+    @defer.inlineCallbacks
+    def test_application_logs_are_not_unhandled_errors(self):
+        from twisted.logger import Logger
+
+        errors = []
+        pace.Worker.add_hook("error", lambda json, failure: errors.append(failure))
+        w = self.worker()
+        self.started(w, lambda job: None)
+        yield until(lambda: w._loop is not None)
+        try:
+            raise ValueError("handled and logged by the application")
+        except ValueError:
+            Logger(namespace="myapp.billing").failure("billing hiccup")
+        # Something Twisted does log as unhandled, to know when to look.
+        reactor.callLater(0, lambda: 1 / 0)
+        yield until(lambda: errors)
+        yield w.shutdown()
+        self.assertEqual([f.type for f in errors], [ZeroDivisionError])
+        self.flushLoggedErrors(ValueError, ZeroDivisionError)
+
     @defer.inlineCallbacks
     def test_observer_removed_when_last_worker_stops(self):
         from pace.catchall import catch_all

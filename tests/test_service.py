@@ -37,3 +37,14 @@ class PaceServiceTests(RedisTestCase):
         yield stopped
         self.assertFalse(worker.running)
         self.assertEqual(self.redis.get("resque:stat:processed"), "10")
+
+    @defer.inlineCallbacks
+    def test_several_workers_in_one_multiservice(self):
+        top = MultiService()
+        workers = [self.worker("a"), self.worker("a"), self.worker("b")]
+        for w in workers:
+            PaceService(w, lambda job: None).setServiceParent(top)
+        top.startService()
+        self.assertTrue(all(w.running for w in workers))
+        yield top.stopService()
+        self.assertFalse(any(w.running for w in workers))
