@@ -160,3 +160,24 @@ class OptionsTests(RedisTestCase):
         self.assertIs(service.handler, handler)
         self.assertEqual(pace.namespace, "ns")
         self.assertEqual(pace.redis_url, self.url)
+
+
+class PackagingTests(unittest.TestCase):
+    def test_wheel_ships_the_plugin_without_claiming_twisted(self):
+        # A plain `pip install txpace` must put the plugin where Twisted
+        # looks, and never an __init__.py that would shadow Twisted's own.
+        import glob
+        import zipfile
+
+        out = os.path.abspath(self.mktemp())
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, root]
+        built = subprocess.run(cmd, capture_output=True, text=True)
+        self.assertEqual(built.returncode, 0, built.stderr[-3000:])
+        [wheel] = glob.glob(os.path.join(out, "txpace-*.whl"))
+        names = zipfile.ZipFile(wheel).namelist()
+        self.assertIn("twisted/plugins/pace_plugin.py", names)
+        self.assertNotIn("twisted/__init__.py", names)
+        self.assertNotIn("twisted/plugins/__init__.py", names)
+        self.assertIn("pace/py.typed", names)
+        self.assertIn("pace/worker.py", names)
