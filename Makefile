@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRIAL_ARGS ?=
 
-.PHONY: test lint bench demo docs clean
+.PHONY: test lint bench bench-soak bench-http demo docs clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-soak: $(STAMP)
+	$(BIN)/python bench/run.py --cases soak --soak 10000000
+
+bench-http: $(STAMP)
+	$(BIN)/python bench/http_layers.py
 
 demo: $(STAMP)
 	$(BIN)/python -m pace.demo

@@ -1,28 +1,50 @@
 """
-Throughput benchmark of the pace worker against a private redis-server.
+Throughput, CPU and memory benchmark of the pace worker, against a private
+redis-server and a local HTTP server; what each case means and the targets
+are in bench/README.md.
 
-Cases, each run in a fresh subprocess so that its peak RSS is its own:
+Cases, each run in a fresh subprocess (bench/cases.py) so that its peak RSS
+is its own; N is --jobs (default 50,000):
 
 - ``bare``: a bare txredisapi loop of ``LPOP key 100`` and ``json.loads`` of
-  each payload until the queue is empty; the ceiling for one process.
-- ``reliable``: ``pace.Worker(reliable=True, concurrency=100)``, no-op handler.
-- ``at-most-once``: the same with ``reliable=False``.
+  each payload until the queue is empty (N jobs); the ceiling for one
+  process.
+- ``blpop``: the same with ``BLPOP``, one job per round trip (N/5).
+- ``reliable`` / ``at-most-once``: ``pace.Worker(concurrency=100)``, no-op
+  handler, ``reliable=True`` / ``False`` (N).
 - ``latency``: a handler that takes 5 ms (``task.deferLater``), reliable,
-  concurrency 100, on a fifth of the jobs.
+  concurrency 100 (N/5).
+- ``http-treq`` / ``http-agent`` / ``http-fast``: no Pace, no Redis: 100 GETs
+  in flight to the local HTTP server on a persistent pool, N in all, with
+  treq (``get`` + ``treq.content``), Agent (``request`` + ``readBody``), or
+  ``examples.fast_http.handle``.
+- ``pace-treq`` / ``pace-fast``: ``pace.Worker(concurrency=100)`` whose
+  handler is ``examples.http.handle`` (treq) or ``examples.fast_http.handle``
+  (N jobs, each with the server's URL).
+- ``throttle``: ``jobs_per_second=2000`` for 3 s of no-op jobs; the handler
+  notes when each job starts, to find the most jobs in any 1 s and any 10 ms.
+- ``soak``: ``--soak`` no-op jobs (default 1,000,000) through Pace, reliable,
+  concurrency 100, the queue fed in chunks as it drains; RSS sampled every
+  second.
+- ``scale-1`` / ``scale-2``: the reliable no-op case in 1, then 2 worker
+  processes at once on one queue (4N jobs, burst mode: each stops once the
+  queue is empty); jobs/s of all together.
 
 The parent starts one private redis-server (``pace.redisserver``, never the
-Redis on 6379), flushes it and fills the queue with redis-py before each case,
-runs the case as ``run.py --case NAME --jobs N --redis-port P`` (which prints
-one JSON line) and prints a table: jobs/s (wall, from ``Worker.start()`` until
-the last job finished), CPU seconds of the worker process per 1,000 jobs,
-peak RSS, the ratio to the bare ceiling, the time the worker took to stop
-after the last job, and the redis-server's CPU per 1,000 jobs.
+Redis on 6379) and, for the HTTP cases, nginx (if on the PATH) or a
+twisted.web server in another process, on a free loopback port
+(bench/servers.py); flushes Redis and fills the queue with redis-py before
+each case; runs each as ``run.py --case NAME --jobs N --redis-port P [--url
+U]`` (which prints one JSON line); and prints one table, details, the targets
+met or missed, and rows for bench/RESULTS.md.
 
-    .venv/bin/python bench/run.py            # 50,000 jobs (make bench)
-    .venv/bin/python bench/run.py --quick    # 5,000 jobs
+    .venv/bin/python bench/run.py                 # make bench: about a minute
+    .venv/bin/python bench/run.py --quick         # 5,000 jobs, 50,000 in the soak
+    .venv/bin/python bench/run.py --cases soak --soak 10000000
+    .venv/bin/python bench/run.py --soak 0        # everything but the soak
     .venv/bin/python bench/run.py --jobs 200000 --cases bare,reliable
 
-Nothing is written to bench/RESULTS.md; the last line printed is a row to
+Nothing is written to bench/RESULTS.md; the last lines printed are rows to
 paste there by hand.
 """
 
@@ -34,256 +56,108 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
+import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-QUEUE = "bench"
-QUEUE_KEY = f"resque:queue:{QUEUE}"
-CONCURRENCY = 100
-LATENCY = 0.005
-BARE_BATCH = 100
+from cases import (
+    BY_NAME,
+    CASES,
+    CONCURRENCY,
+    MIN_RATE,
+    QUEUE_KEY,
+    SOAK_SAMPLE_SECONDS,
+    THROTTLE_RATE,
+    Case,
+    note,
+    rss_mb,
+    run_case,
+)
+from servers import HTTPServer
+
 FILL_CHUNK = 1000
-#: A case fails if it runs slower than this many jobs/s, after some slack:
-#: the child gives up first (while its reactor still turns), then the parent
-#: kills it.
-MIN_RATE = 2000
-CHILD_TIMEOUT = 20
+#: The soak keeps between FEED_LOW and FEED_LOW + FEED_CHUNK jobs queued.
+FEED_LOW = 20_000
+FEED_CHUNK = 20_000
 PARENT_TIMEOUT = 30
 DEFAULT_JOBS = 50_000
 QUICK_JOBS = 5_000
+DEFAULT_SOAK = 1_000_000
+QUICK_SOAK = 50_000
+#: The soak's memory counts as flat if its last RSS sample is within this
+#: of its first (the first is taken after a second of running).
+FLAT_MB = 2.0
+
+Payload = Callable[[int], str]
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    label: str
-    #: The case drains this fraction of --jobs.
-    share: float = 1.0
-    pace: bool = True
+def noop_payload(i: int) -> str:
+    return f'{{"class":"Noop","args":[{i}]}}'
 
 
-CASES = [
-    Case("bare", f"bare LPOP {BARE_BATCH}", pace=False),
-    Case("reliable", "pace no-op (reliable)"),
-    Case("at-most-once", "pace no-op (at most once)"),
-    Case("latency", f"pace latency {LATENCY * 1000:g}ms", share=0.2),
-]
-BY_NAME = {case.name: case for case in CASES}
+def url_payload(url: str) -> Payload:
+    return lambda i: json.dumps({"class": "Fetch", "args": [url, i]})
 
 
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+# -- Redis: filling, feeding, checking ------------------------------------------
 
 
-# -- one case, in its own process ---------------------------------------------
-
-
-class Drain:
-    """
-    Counts finished jobs and calls C{on_done} once all C{total} are done,
-    noting the wall and CPU time since L{begin}.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.on_done: Callable[[], object] = lambda: None
-        self.seconds: float | None = None
-        self.cpu_seconds: float | None = None
-        self.finished_at: float | None = None
-        self._t0 = self._cpu0 = 0.0
-
-    def begin(self) -> None:
-        self._t0 = time.perf_counter()
-        self._cpu0 = time.process_time()
-
-    def count(self, _: object = None) -> None:
-        self.done += 1
-        if self.done == self.total:
-            self._finish()
-
-    def add(self, n: int) -> None:
-        before, self.done = self.done, self.done + n
-        if before < self.total <= self.done:
-            self._finish()
-
-    def _finish(self) -> None:
-        self.finished_at = time.perf_counter()
-        self.cpu_seconds = time.process_time() - self._cpu0
-        self.seconds = self.finished_at - self._t0
-        self.on_done()
-
-
-def peak_rss_mb() -> float:
-    """
-    The peak RSS of this process. On Linux, VmHWM: ru_maxrss survives
-    exec(), so in a subprocess it would report the parent's peak if larger.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Kilobytes on Linux, bytes on macOS.
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
-
-
-def run_case(name: str, jobs: int, port: int) -> dict[str, Any]:
-    """
-    Drain C{jobs} jobs from the queue with case C{name}, in this process's
-    reactor, and return the figures.
-    """
-    import txredisapi
-    from twisted.internet import defer, task
-    from twisted.internet import reactor as _reactor
-    from twisted.logger import LogLevel, formatEvent, globalLogBeginner
-    from twisted.python.failure import Failure
-
-    import pace
-
-    reactor: Any = _reactor  # the module-level reactor, as its interfaces
-    problems: list[str] = []
-
-    def observe(event: dict) -> None:
-        # Warnings and errors of pace or Twisted go to stderr as they come,
-        # and into the result.
-        if event.get("log_level") not in (LogLevel.warn, LogLevel.error, LogLevel.critical):
-            return
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        problems.append(text)
-        note(f"    ! {text}")
-
-    globalLogBeginner.beginLoggingTo([observe], redirectStandardIO=False)
-
-    case = BY_NAME[name]
-    result: dict[str, Any] = {"case": name, "jobs": jobs, "start_rss_mb": peak_rss_mb()}
-    errors: list[str] = []
-    drain = Drain(jobs)
-    began = time.perf_counter()
-    timeout = CHILD_TIMEOUT + jobs / MIN_RATE
-
-    def progress() -> None:
-        note(f"    {drain.done:,}/{jobs:,} jobs after {time.perf_counter() - began:.0f}s")
-
-    def stop_reactor(outcome: object) -> None:
-        if isinstance(outcome, Failure):
-            errors.append(f"{outcome.type.__name__}: {outcome.getErrorMessage()}")
-        if reactor.running:
-            reactor.stop()
-
-    @defer.inlineCallbacks
-    def bare() -> Any:
-        conn = yield txredisapi.Connection(
-            "127.0.0.1", port, reconnect=False, convertNumbers=False, charset=None
-        )
-        loads = json.loads
-        try:
-            while True:
-                items = yield conn.execute_command("LPOP", QUEUE_KEY, BARE_BATCH)
-                if not items:
-                    break
-                for raw in items:
-                    loads(raw)
-                drain.add(len(items))
-        finally:
-            yield conn.disconnect()
-
-    def start() -> None:
-        if case.pace:
-            worker = pace.Worker(
-                QUEUE,
-                concurrency=CONCURRENCY,
-                redis_url=f"redis://127.0.0.1:{port}/0",
-                reliable=name != "at-most-once",
-            )
-            drain.on_done = worker.shutdown
-            handler: Callable[[dict], object]
-            if name == "latency":
-
-                def handler(job: dict) -> defer.Deferred:
-                    return task.deferLater(reactor, LATENCY, drain.count)
-
-            else:
-                handler = drain.count
-            drain.begin()
-            done = worker.start(handler)
-        else:
-            drain.begin()
-            done = bare()
-        done.addBoth(stop_reactor)
-
-    def timed_out() -> None:
-        errors.append(f"timed out after {timeout:.0f}s with {drain.done:,}/{jobs:,} jobs")
-        if case.pace:
-            drain.on_done()
-        else:
-            reactor.stop()
-
-    ticker = task.LoopingCall(progress)
-    ticker.start(1.0, now=False)
-    watchdog = reactor.callLater(timeout, timed_out)
-    reactor.callWhenRunning(start)
-    reactor.run()
-    stopped = time.perf_counter()
-    ticker.stop()
-    if watchdog.active():
-        watchdog.cancel()
-
-    if drain.done != jobs and not errors:
-        errors.append(f"the queue ran dry after {drain.done:,} of {jobs:,} jobs")
-    result.update(
-        done=drain.done,
-        seconds=drain.seconds,
-        cpu_seconds=drain.cpu_seconds,
-        stop_seconds=None if drain.finished_at is None else stopped - drain.finished_at,
-        peak_rss_mb=peak_rss_mb(),
-        problems=problems[:20],
-        problem_count=len(problems),
-        errors=errors,
-    )
-    return result
-
-
-# -- the parent: one redis-server, every case, the table ------------------------
-
-
-def redis_cpu_seconds(pid: int) -> float | None:
-    """
-    CPU seconds used so far by process C{pid} (Linux only).
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    # utime and stime are fields 14 and 15; the split starts at field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def fill(client: Any, jobs: int) -> None:
-    client.flushall()
+def push(client: Any, start: int, end: int, payload: Payload) -> None:
     pipe = client.pipeline(transaction=False)
-    for start in range(0, jobs, FILL_CHUNK):
-        end = min(start + FILL_CHUNK, jobs)
-        payloads = [f'{{"class":"Noop","args":[{i}]}}' for i in range(start, end)]
-        pipe.rpush(QUEUE_KEY, *payloads)
+    for first in range(start, end, FILL_CHUNK):
+        last = min(first + FILL_CHUNK, end)
+        pipe.rpush(QUEUE_KEY, *[payload(i) for i in range(first, last)])
         if len(pipe) >= 10:
             pipe.execute()
     pipe.execute()
+
+
+def fill(client: Any, jobs: int, payload: Payload) -> None:
+    client.flushall()
+    push(client, 0, jobs, payload)
     queued = client.llen(QUEUE_KEY)
     if queued != jobs:
         raise RuntimeError(f"filled {queued} jobs instead of {jobs}")
+
+
+class Feeder(threading.Thread):
+    """
+    Pushes C{total} jobs in chunks as the queue drains, so that Redis never
+    holds more than C{FEED_LOW + FEED_CHUNK} of them; notes the most queued
+    and Redis's largest C{used_memory}.
+    """
+
+    def __init__(self, port: int, total: int, first: int) -> None:
+        super().__init__(daemon=True)
+        import redis
+
+        self.client = redis.Redis(port=port)
+        self.total = total
+        self.pushed = first
+        self.max_queued = 0
+        self.max_redis_mb = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.done.is_set():
+                queued = self.client.llen(QUEUE_KEY)
+                self.max_queued = max(self.max_queued, queued)
+                used = self.client.info("memory")["used_memory"] / (1024 * 1024)
+                self.max_redis_mb = max(self.max_redis_mb, used)
+                if queued < FEED_LOW and self.pushed < self.total:
+                    end = min(self.pushed + FEED_CHUNK, self.total)
+                    push(self.client, self.pushed, end, noop_payload)
+                    self.pushed = end
+                else:
+                    self.done.wait(0.005)
+        finally:
+            self.client.close()
 
 
 def check_after(client: Any, case: Case, result: dict[str, Any]) -> list[str]:
@@ -294,7 +168,7 @@ def check_after(client: Any, case: Case, result: dict[str, Any]) -> list[str]:
     left = client.llen(QUEUE_KEY)
     if left:
         odd.append(f"{left:,} jobs left in the queue")
-    if case.pace:
+    if case.kind == "pace":
         processed = int(client.get("resque:stat:processed") or 0)
         if processed != result["jobs"]:
             odd.append(f"resque:stat:processed is {processed:,}, not {result['jobs']:,}")
@@ -307,60 +181,140 @@ def check_after(client: Any, case: Case, result: dict[str, Any]) -> list[str]:
     return odd
 
 
-def rss_mb(pid: int) -> float | None:
+def cpu_seconds_of(pid: int) -> float | None:
     """
-    The current RSS of process C{pid} (Linux only).
+    CPU seconds used so far by process C{pid} (Linux only).
     """
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
     except OSError:
-        pass
-    return None
+        return None
+    # utime and stime are fields 14 and 15; the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(case: Case, jobs: int, port: int, max_rss: float) -> dict[str, Any]:
+# -- the subprocesses --------------------------------------------------------
+
+
+class Child:
     """
-    Run one case in a subprocess and return its figures. The child is killed
-    if it outlives its time or grows past C{max_rss} MB: a worker spinning
-    without returning to the reactor never reaches its own watchdog.
+    One case's subprocess; its stdout (a JSON line last) is read by a
+    thread, so that a chatty child never blocks on a full pipe.
     """
-    cmd = [sys.executable, os.path.abspath(__file__), "--case", case.name]
-    cmd += ["--jobs", str(jobs), "--redis-port", str(port)]
-    deadline = time.monotonic() + PARENT_TIMEOUT + jobs / MIN_RATE
-    killed = None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    while True:
+
+    def __init__(self, case: Case, jobs: int, port: int, url: str | None) -> None:
+        cmd = [sys.executable, os.path.abspath(__file__), "--case", case.name]
+        cmd += ["--jobs", str(jobs), "--redis-port", str(port)]
+        if url:
+            cmd += ["--url", url]
+        stdin = subprocess.PIPE if case.processes else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.killed: str | None = None
+        self._reader: threading.Thread | None = None
+
+    def ready(self, deadline: float) -> bool:
+        """
+        Wait for the child's "ready" line (cases with several processes).
+        """
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if readable:
+                return self.proc.stdout.readline().strip() == "ready"
+        return False
+
+    def go(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.close()
+
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(stdout), daemon=True)
+        self._reader.start()
+
+    def kill(self, why: str) -> None:
+        if self.proc.poll() is None:
+            self.killed = why
+            note(f"    ! the subprocess {why}")
+            self.proc.kill()
+
+    def result(self, case: Case, jobs: int) -> dict[str, Any]:
+        self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
         try:
-            out, _ = proc.communicate(timeout=0.5)
-            break
-        except subprocess.TimeoutExpired:
-            rss = rss_mb(proc.pid)
+            result = json.loads(self.lines[-1])
+        except (IndexError, ValueError):
+            reason = self.killed or f"exited with status {self.proc.returncode} and no result"
+            return {"case": case.name, "jobs": jobs, "errors": [f"the subprocess {reason}"]}
+        if self.proc.returncode:
+            result.setdefault("errors", []).append(f"exit status {self.proc.returncode}")
+        return result
+
+
+def run_children(
+    case: Case, jobs: int, port: int, url: str | None, max_rss: float
+) -> dict[str, Any]:
+    """
+    Run a case in its subprocess (or, for the scaling cases, in several at
+    once, started together) and return its figures. A child is killed if it
+    outlives its time or grows past C{max_rss} MB: a worker spinning without
+    returning to the reactor never reaches its own watchdog.
+    """
+    children = [Child(case, jobs, port, url) for _ in range(max(1, case.processes))]
+    deadline = time.monotonic() + PARENT_TIMEOUT + jobs / MIN_RATE
+    if case.processes:
+        for child in children:
+            if not child.ready(time.monotonic() + PARENT_TIMEOUT):
+                child.kill("was killed: it never said it was ready")
+        for child in children:
+            child.go()
+    for child in children:
+        child.read()
+    while any(child.proc.poll() is None for child in children):
+        for child in children:
+            rss = rss_mb(child.proc.pid)
             if rss is not None and rss > max_rss:
-                killed = f"was killed at {rss:,.0f} MB RSS (limit {max_rss:,.0f} MB)"
+                child.kill(f"was killed at {rss:,.0f} MB RSS (limit {max_rss:,.0f} MB)")
             elif time.monotonic() > deadline:
-                killed = "was killed: it did not finish in time"
-            if killed:
-                note(f"    ! the subprocess {killed}")
-                proc.kill()
-                out, _ = proc.communicate()
-                break
-    lines = out.strip().splitlines()
-    try:
-        result = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        reason = killed or f"exited with status {proc.returncode} and no result"
-        return {"case": case.name, "jobs": jobs, "errors": [f"the subprocess {reason}"]}
-    if proc.returncode:
-        result.setdefault("errors", []).append(f"exit status {proc.returncode}")
-    return result
+                child.kill("was killed: it did not finish in time")
+        time.sleep(0.1)
+    results = [child.result(case, jobs) for child in children]
+    return results[0] if len(results) == 1 else combined(case, jobs, results)
 
 
-def rate(result: dict[str, Any]) -> float | None:
-    seconds = result.get("seconds")
-    if not seconds or result.get("done") != result["jobs"]:
+def combined(case: Case, jobs: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    The figures of several processes that drained one queue together: jobs/s
+    from the first start to the last job done, CPU of all, the largest RSS.
+    """
+    out: dict[str, Any] = {"case": case.name, "jobs": jobs, "processes": len(results)}
+    out["errors"] = [e for r in results for e in r.get("errors", [])]
+    out["problems"] = [p for r in results for p in r.get("problems", [])]
+    out["problem_count"] = sum(r.get("problem_count", 0) for r in results)
+    if out["errors"]:
+        return out
+    out["done"] = sum(r["done"] for r in results)
+    out["per_process"] = [r["done"] for r in results]
+    finished_at = max(r["finished_at"] for r in results)
+    out["seconds"] = finished_at - min(r["started_at"] for r in results)
+    out["cpu_seconds"] = sum(r["cpu_seconds"] for r in results)
+    out["stop_seconds"] = max(r["stop_seconds"] for r in results)
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    out["start_rss_mb"] = max(r["start_rss_mb"] for r in results)
+    return out
+
+
+# -- the table and what follows ------------------------------------------------
+
+
+def rate(result: dict[str, Any] | None) -> float | None:
+    seconds = result and result.get("seconds")
+    if not seconds or result is None or result.get("done") != result["jobs"]:
         return None
     return result["jobs"] / seconds
 
@@ -369,46 +323,241 @@ def per_thousand(seconds: float | None, jobs: int) -> str:
     return "-" if seconds is None else f"{seconds * 1000 / jobs:.4f}"
 
 
-def table(results: list[tuple[Case, dict[str, Any]]]) -> str:
-    bare = next((rate(r) for c, r in results if c.name == "bare"), None)
-    header = (
-        "case",
-        "jobs",
-        "jobs/s",
-        "CPU s/1k",
-        "peak RSS MB",
-        "vs bare",
-        "stop s",
-        "redis CPU s/1k",
-    )
-    rows = [header]
-    for case, r in results:
-        jobs_s = rate(r)
-        ratio = "-"
-        if case.pace and jobs_s is not None and bare:
-            ratio = f"{jobs_s / bare:.2f}x"
-        stop = r.get("stop_seconds")
-        rows.append(
-            (
-                case.label,
-                f"{r['jobs']:,}",
-                "failed" if jobs_s is None else f"{jobs_s:,.0f}",
-                per_thousand(r.get("cpu_seconds"), r["jobs"]),
-                f"{r['peak_rss_mb']:.1f}" if "peak_rss_mb" in r else "-",
-                ratio,
-                "-" if stop is None else f"{stop:.3f}",
-                per_thousand(r.get("redis_cpu_seconds"), r["jobs"]),
-            )
+def micros(result: dict[str, Any] | None) -> float | None:
+    if not result or result.get("cpu_seconds") is None:
+        return None
+    return result["cpu_seconds"] * 1e6 / result["jobs"]
+
+
+class Results:
+    def __init__(self) -> None:
+        self.items: list[tuple[Case, dict[str, Any]]] = []
+
+    def add(self, case: Case, result: dict[str, Any]) -> None:
+        self.items.append((case, result))
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return next((r for c, r in self.items if c.name == name), None)
+
+    def rate(self, name: str) -> float | None:
+        return rate(self.get(name))
+
+    def baseline(self, case: Case) -> tuple[float | None, str]:
+        """
+        What the ratio column compares C{case} to: a rate and its name.
+        """
+        if case.ceiling is not None:
+            what = "limit" if case.name == "throttle" else "ceiling"
+            return case.ceiling, f"{what} {case.ceiling:,.0f}/s"
+        if case.base is not None:
+            return self.rate(case.base), BY_NAME[case.base].label
+        return None, ""
+
+    def table(self) -> str:
+        header = (
+            "case",
+            "jobs",
+            "jobs/s",
+            "CPU s/1k",
+            "peak RSS MB",
+            "ratio",
+            "of",
+            "stop s",
+            "redis CPU s/1k",
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+        rows = [header]
+        for case, r in self.items:
+            jobs_s = rate(r)
+            base, base_label = self.baseline(case)
+            ratio = "-"
+            if jobs_s is not None and base:
+                ratio = f"{jobs_s / base:.2f}x"
+            stop = r.get("stop_seconds")
+            redis_cpu = r.get("redis_cpu_seconds") if case.kind != "http" else None
+            rows.append(
+                (
+                    case.label,
+                    f"{r['jobs']:,}",
+                    "failed" if jobs_s is None else f"{jobs_s:,.0f}",
+                    per_thousand(r.get("cpu_seconds"), r["jobs"]),
+                    f"{r['peak_rss_mb']:.1f}" if "peak_rss_mb" in r else "-",
+                    ratio,
+                    base_label if ratio != "-" else "",
+                    "-" if stop is None else f"{stop:.3f}",
+                    per_thousand(redis_cpu, r["jobs"]),
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        left = {0, 6}
+        lines = []
+        for n, row in enumerate(rows):
+            cells = [
+                cell.ljust(width) if i in left else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ]
+            lines.append("  ".join(cells).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    # -- details ------------------------------------------------------------
+
+    def http_details(self, server: str) -> list[str]:
+        names = ("http-treq", "http-agent", "http-fast", "pace-treq", "pace-fast")
+        us = {name: micros(self.get(name)) for name in names}
+        if not any(us.values()):
+            return []
+        lines = [
+            f"HTTP: {server}, {CONCURRENCY} requests in flight, persistent pool; "
+            "client CPU per request:",
+            "  " + ", ".join(f"{BY_NAME[n].label} {us[n]:.0f} us" for n in names if us[n]),
+        ]
+        for case, base in (
+            ("pace-treq", "http-treq"),
+            ("pace-fast", "http-agent"),
+            ("http-treq", "http-agent"),
+            ("http-fast", "http-agent"),
+        ):
+            a, b = self.rate(case), self.rate(base)
+            ua, ub = us[case], us[base]
+            if a and b and ua and ub:
+                lines.append(
+                    f"  {BY_NAME[case].label} / {BY_NAME[base].label}: "
+                    f"{a / b:.2f} of the jobs/s, {ua / ub:.2f}x the CPU per request"
+                )
+        return lines
+
+    def latency_details(self) -> list[str]:
+        latency = self.rate("latency")
+        if latency is None:
+            return []
+        ceiling = BY_NAME["latency"].ceiling or 1
+        return [
+            f"latency case: {latency / ceiling:.2f} of its own ceiling of {ceiling:,.0f} "
+            f"jobs/s (concurrency / latency)"
+        ]
+
+    def throttle_details(self) -> list[str]:
+        r = self.get("throttle")
+        if not r or "max_1s" not in r:
+            return []
+        return [
+            f"throttle: jobs_per_second={THROTTLE_RATE:,}, {r['jobs']:,} jobs started over "
+            f"{r['span']:.2f}s, {r['first_1s']:,} in the first second;",
+            f"  most jobs started in any 1 s window: {r['max_1s']:,} (limit {THROTTLE_RATE:,}); "
+            f"in any 10 ms window: {r['max_10ms']:,} (evenly spread: {THROTTLE_RATE / 100:g})",
+        ]
+
+    def soak(self) -> dict[str, Any] | None:
+        r = self.get("soak")
+        samples = (r or {}).get("rss_samples") or []
+        if r is None or not samples:
+            return None
+        first, middle, last = samples[0], samples[len(samples) // 2], samples[-1]
+        return {
+            "jobs": r["jobs"],
+            "samples": len(samples),
+            "first": first,
+            "middle": middle,
+            "last": last,
+            "max": max(sample[2] for sample in samples),
+            "growth": last[2] - first[2],
+            "start": r.get("start_rss_mb"),
+            "max_queued": r.get("max_queued"),
+            "max_redis_mb": r.get("max_redis_mb"),
+        }
+
+    def soak_details(self) -> list[str]:
+        s = self.soak()
+        if s is None:
+            return []
+
+        def at(sample: list) -> str:
+            return f"{sample[2]:.1f} MB after {sample[0]:.0f}s ({sample[1]:,} jobs)"
+
+        return [
+            f"soak: {s['jobs']:,} no-op jobs, RSS sampled every {SOAK_SAMPLE_SECONDS:g}s "
+            f"and at the end ({s['samples']} samples; {s['start']:.1f} MB before the start):",
+            f"  first {at(s['first'])}, middle {at(s['middle'])},",
+            f"  last {at(s['last'])}; max {s['max']:.1f} MB; last - first {s['growth']:+.1f} MB",
+            f"  Redis held at most {s['max_queued']:,} queued jobs, "
+            f"{s['max_redis_mb']:.1f} MB used_memory",
+        ]
+
+    def scaling_details(self) -> list[str]:
+        one, two = self.get("scale-1"), self.get("scale-2")
+        one_s, two_s = rate(one), rate(two)
+        if one is None or two is None or one_s is None or two_s is None:
+            return []
+
+        def busy(r: dict[str, Any]) -> str:
+            workers = r["cpu_seconds"] / r["seconds"]
+            redis = r.get("redis_cpu_seconds", 0) / r["seconds"]
+            return f"workers {workers:.2f} + redis-server {redis:.2f}"
+
+        return [
+            f"scaling: 1 process {one_s:,.0f} jobs/s, 2 processes {two_s:,.0f} jobs/s "
+            f"together ({two_s / one_s:.2f}x; jobs each {two.get('per_process')}).",
+            f"  Cores busy: {busy(one)} with 1 process, {busy(two)} with 2, of the "
+            f"{os.cpu_count()} this machine has:",
+            "  redis-server shares the cores with the workers, so two workers cannot double "
+            "one's rate here.",
+        ]
+
+    def targets(self) -> list[tuple[str, bool]]:
+        def ratio(a: str, b: str) -> float | None:
+            x, y = self.rate(a), self.rate(b)
+            return x / y if x is not None and y else None
+
+        out: list[tuple[str, bool]] = []
+
+        def check(text: str, value: float | None, goal: float) -> None:
+            if value is not None:  # else a case was not run, or failed
+                out.append((f"{text} >= {goal:.2f}: {value:.2f}", value >= goal))
+
+        check("at-most-once no-op / bare LPOP 100", ratio("at-most-once", "bare"), 0.60)
+        check("reliable no-op / bare LPOP 100", ratio("reliable", "bare"), 0.40)
+        check("pace + treq / bare treq", ratio("pace-treq", "http-treq"), 0.90)
+        check("pace + fast_http / bare Agent", ratio("pace-fast", "http-agent"), 0.90)
+        s = self.soak()
+        if s is not None:
+            flat = s["growth"] <= FLAT_MB
+            out.append(
+                (f"soak memory flat (last - first <= {FLAT_MB:g} MB): {s['growth']:+.1f} MB", flat)
+            )
+        r = self.get("throttle")
+        if r and "max_1s" in r:
+            out.append(
+                (
+                    f"throttle never above {THROTTLE_RATE:,} in any 1 s: {r['max_1s']:,}",
+                    r["max_1s"] <= THROTTLE_RATE,
+                )
+            )
+        return out
+
+    def rows(self, jobs: int, change: str, about: str, server: str) -> list[str]:
+        def fig(name: str) -> str:
+            value = self.rate(name)
+            return "-" if value is None else f"{value:,.0f}"
+
+        today = datetime.date.today()
+        first = " | ".join(fig(n) for n in ("bare", "reliable", "at-most-once", "latency"))
+        http = " | ".join(
+            fig(n)
+            for n in ("blpop", "http-treq", "http-agent", "http-fast", "pace-treq", "pace-fast")
+        )
+        throttle = self.get("throttle") or {}
+        limit = f"{throttle['max_1s']:,} / {throttle['max_10ms']}" if "max_1s" in throttle else "-"
+        s = self.soak()
+        soak = "-"
+        if s is not None:
+            soak = f"{s['jobs']:,}: {s['first'][2]:.1f} → {s['last'][2]:.1f} (max {s['max']:.1f})"
+        return [
+            "rows for bench/RESULTS.md (first table, then second):",
+            f"| {today} | {change} | {jobs:,} | {first} | {about} |",
+            f"| {today} | {change} | {jobs:,} | {http} | {server} | {limit} | {soak} | "
+            f"{fig('scale-1')} | {fig('scale-2')} | {about} |",
+        ]
 
 
 def machine(client: Any) -> str:
@@ -422,7 +571,7 @@ def machine(client: Any) -> str:
     except OSError:
         pass
     versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}" for name in ("twisted", "txredisapi")
+        f"{name} {importlib.metadata.version(name)}" for name in ("twisted", "txredisapi", "treq")
     )
     return (
         f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
@@ -453,33 +602,70 @@ def git_revision() -> str:
     return rev + ("+changes" if dirty else "")
 
 
+# -- the parent ------------------------------------------------------------------
+
+
+def run_one(
+    client: Any, server: Any, case: Case, count: int, url: str | None, max_rss: float
+) -> tuple[dict[str, Any], list[str]]:
+    """
+    Fill (or, for the soak, start feeding) the queue, run the case, and
+    return its figures and the surprises found.
+    """
+    feeder = None
+    if case.kind == "http":
+        client.flushall()
+    elif case.http:
+        assert url is not None
+        fill(client, count, url_payload(url))
+    elif case.name == "soak":
+        first = min(count, FEED_LOW + FEED_CHUNK)
+        fill(client, first, noop_payload)
+        feeder = Feeder(server.port, count, first)
+        feeder.start()
+    else:
+        fill(client, count, noop_payload)
+    cpu0 = cpu_seconds_of(server.process.pid)
+    try:
+        result = run_children(case, count, server.port, url, max_rss)
+    finally:
+        if feeder is not None:
+            feeder.done.set()
+            feeder.join()
+    cpu1 = cpu_seconds_of(server.process.pid)
+    if cpu0 is not None and cpu1 is not None:
+        result["redis_cpu_seconds"] = cpu1 - cpu0
+    if feeder is not None:
+        result.update(max_queued=feeder.max_queued, max_redis_mb=feeder.max_redis_mb)
+    odd = result.get("errors", []) + check_after(client, case, result)
+    if result.get("problem_count"):
+        first_problem = result["problems"][0].splitlines()[0]
+        odd.append(f"{result['problem_count']} warnings or errors logged, first: {first_problem}")
+    return result, odd
+
+
 def orchestrate(jobs: int, cases: list[Case], max_rss: float) -> int:
     import redis
 
     from pace.redisserver import RedisServer
 
     server = RedisServer().start()
+    http = HTTPServer().start() if any(case.http for case in cases) else None
     client = redis.Redis(port=server.port)
-    results: list[tuple[Case, dict[str, Any]]] = []
+    results = Results()
     surprises: list[str] = []
+    began = time.monotonic()
     try:
         about = machine(client)
         note(f"pace benchmark: {jobs:,} jobs, redis-server on port {server.port}")
+        if http is not None:
+            note(f"HTTP server: {http.kind} at {http.url}")
         note(f"machine: {about}")
         for n, case in enumerate(cases, 1):
-            count = max(1, int(jobs * case.share))
-            fill(client, count)
+            count = case.count(jobs)
             note(f"[{n}/{len(cases)}] {case.label}: {count:,} jobs")
-            assert server.process is not None
-            cpu0 = redis_cpu_seconds(server.process.pid)
-            result = run_child(case, count, server.port, max_rss)
-            cpu1 = redis_cpu_seconds(server.process.pid)
-            if cpu0 is not None and cpu1 is not None:
-                result["redis_cpu_seconds"] = cpu1 - cpu0
-            odd = result.get("errors", []) + check_after(client, case, result)
-            if result.get("problem_count"):
-                first = result["problems"][0].splitlines()[0]
-                odd.append(f"{result['problem_count']} warnings or errors logged, first: {first}")
+            url = http.url if http is not None and case.http else None
+            result, odd = run_one(client, server, case, count, url, max_rss)
             surprises += [f"{case.label}: {text}" for text in odd]
             jobs_s = rate(result)
             if jobs_s is None:
@@ -492,47 +678,67 @@ def orchestrate(jobs: int, cases: list[Case], max_rss: float) -> int:
                     f"(at start {result['start_rss_mb']:.1f} MB)"
                     + (f"; {'; '.join(odd)}" if odd else "")
                 )
-            results.append((case, result))
+            results.add(case, result)
         client.flushall()
     finally:
         client.close()
         server.cleanup()
+        if http is not None:
+            http.stop()
 
+    server_name = "-" if http is None else http.kind
     print()
-    print(f"pace benchmark, {jobs:,} jobs, concurrency {CONCURRENCY}")
-    print(table(results))
     print(
-        "jobs/s: wall time from Worker.start() to the last job done; CPU s/1k: of the "
-        "worker process;\nstop s: from the last job done until the worker stopped; "
+        f"pace benchmark, {jobs:,} jobs, concurrency {CONCURRENCY}, "
+        f"{time.monotonic() - began:.0f}s in all"
+    )
+    print(results.table())
+    print(
+        "jobs/s: wall time from Worker.start() (or the first request) to the last job done; "
+        "CPU s/1k: of the\nworker process(es); ratio: jobs/s over those of the case or "
+        "rate named next; stop s: from the last\njob done until the worker stopped; "
         "redis CPU s/1k: of redis-server."
     )
-    latency = next((rate(r) for c, r in results if c.name == "latency"), None)
-    if latency is not None:
-        ceiling = CONCURRENCY / LATENCY
-        print(
-            f"latency case: {latency / ceiling:.2f} of its own ceiling of {ceiling:,.0f} "
-            f"jobs/s (concurrency / latency)"
-        )
+    details = (
+        results.latency_details()
+        + results.http_details(f"{server_name} at {http.url}" if http else "-")
+        + results.throttle_details()
+        + results.soak_details()
+        + results.scaling_details()
+    )
+    for line in details:
+        print(line)
+    targets = results.targets()
+    if targets:
+        print("targets:")
+        for text, met in targets:
+            print(f"  [{'met' if met else 'MISSED'}] {text}")
     print(f"machine: {about}")
     if surprises:
         print("problems:")
         for text in surprises:
             print(f"  - {text}")
-    rates = {case.name: rate(r) for case, r in results}
-    figures = " | ".join(
-        "-" if rates.get(c.name) is None else f"{rates[c.name]:,.0f}" for c in CASES
-    )
-    print("row for bench/RESULTS.md:")
-    change = f"{git_revision()} <what changed>"
-    print(f"| {datetime.date.today()} | {change} | {jobs:,} | {figures} | {about} |")
+    for line in results.rows(jobs, f"{git_revision()} <what changed>", about, server_name):
+        print(line)
     # Problems are reported above; only a case without figures fails the run.
-    return 0 if all(rate(r) is not None for _, r in results) else 1
+    return 0 if all(rate(r) is not None for _, r in results.items) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     parser.add_argument("--jobs", type=int, default=None, help=f"default {DEFAULT_JOBS:,}")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS:,} jobs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_JOBS:,} jobs, {QUICK_SOAK:,} in the soak",
+    )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"jobs in the soak case (default {DEFAULT_SOAK:,}; 0 skips it)",
+    )
     parser.add_argument(
         "--cases",
         default=",".join(c.name for c in CASES),
@@ -546,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--case", choices=list(BY_NAME), help=argparse.SUPPRESS)
     parser.add_argument("--redis-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     jobs = args.jobs or (QUICK_JOBS if args.quick else DEFAULT_JOBS)
     if jobs < 1:
@@ -554,12 +761,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.case:
         if args.redis_port is None:
             parser.error("--case needs --redis-port")
-        print(json.dumps(run_case(args.case, jobs, args.redis_port)), flush=True)
+        print(json.dumps(run_case(args.case, jobs, args.redis_port, args.url)), flush=True)
         return 0
-    try:
-        cases = [BY_NAME[name.strip()] for name in args.cases.split(",") if name.strip()]
-    except KeyError as e:
-        parser.error(f"unknown case {e}")
+    soak = args.soak if args.soak is not None else (QUICK_SOAK if args.quick else DEFAULT_SOAK)
+    cases = []
+    for name in filter(None, (n.strip() for n in args.cases.split(","))):
+        if name not in BY_NAME:
+            parser.error(f"unknown case {name!r}")
+        case = BY_NAME[name]
+        if name == "soak":
+            if soak < 1:
+                continue
+            case = replace(case, jobs=soak)
+        cases.append(case)
     return orchestrate(jobs, cases, args.max_rss_mb)
 
 
