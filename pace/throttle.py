@@ -87,6 +87,17 @@ class Throttle:
             if count > back:
                 self._taken.append((at, count - back))
 
+    def started(self) -> None:
+        """
+        The jobs of the last take have just started. The window counts them
+        from now rather than from the take: a fetch round trip lies between
+        the two, and a quicker one a second later could otherwise let more
+        than the rate start within one second.
+        """
+        if self._taken:
+            _, count = self._taken.pop()
+            self._taken.append((self._clock.seconds(), count))
+
     def cancel(self) -> None:
         """
         Fire a pending `take` with 0, so its caller can look around.

@@ -293,6 +293,8 @@ class Worker:
                 self.shutdown()
                 break
             self._dispatch(batches)
+            if throttle is not None and got:
+                throttle.started()
 
     def _fetch_failed(self, failure: Failure) -> defer.Deferred | None:
         if failure.check(*CONNECTION_ERRORS) or self._fetch_conn.drop_if_not_master(failure):

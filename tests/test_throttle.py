@@ -123,3 +123,30 @@ class WorkerThrottleTests(RedisTestCase):
         # when float addition puts the clock just short of a refill.
         self.assertGreaterEqual(min(gaps), 0.04 - 1e-6, starts)
         yield w.shutdown()
+
+
+class StartedTests(unittest.TestCase):
+    def test_window_counts_from_the_start_not_the_take(self):
+        # A take at t=0 whose jobs only start at t=0.4 (a slow fetch), then a
+        # greedy consumer whose jobs start at once: counted by start time,
+        # no one-second window may hold more than the rate.
+        clock = Clock()
+        t = Throttle(10, clock)
+        t.start()
+        starts = []
+        n = self.successResultOf(t.take(10))
+        clock.advance(0.4)
+        t.started()
+        starts += [clock.seconds()] * n
+
+        def got(n):
+            if n:
+                starts.extend([clock.seconds()] * n)
+                t.started()
+                t.take(10).addCallback(got)
+
+        t.take(10).addCallback(got)
+        for _ in range(300):
+            clock.advance(0.01)
+        t.stop()
+        self.assertLessEqual(max_in_window([(s, 1) for s in starts], 1.0), 10)
