@@ -20,8 +20,8 @@ log = Logger()
 
 # KEYS: processed counter, failed counter, failed list, this worker's
 # processed and failed counters, processing lists...
-# ARGV: processed, failed, number of records, records..., then pairs of
-# (processing list number, payload) to acknowledge.
+# ARGV: processed, failed, number of records, records..., then for each
+# processing list with jobs to acknowledge: its number, how many, payloads.
 _SETTLE = Script("""
 local processed = tonumber(ARGV[1])
 local failed = tonumber(ARGV[2])
@@ -35,8 +35,12 @@ if failed > 0 then
   redis.call('INCRBY', KEYS[5], failed)
 end
 if nrec > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + nrec)) end
-for i = 4 + nrec, #ARGV, 2 do
-  redis.call('LREM', KEYS[5 + tonumber(ARGV[i])], 1, ARGV[i + 1])
+local i = 4 + nrec
+while i <= #ARGV do
+  local list = KEYS[5 + tonumber(ARGV[i])]
+  local last = i + 1 + tonumber(ARGV[i + 1])
+  for j = i + 2, last do redis.call('LREM', list, 1, ARGV[j]) end
+  i = last + 1
 end
 return 1
 """)
@@ -67,16 +71,18 @@ class Bookkeeper:
         if processing:
             self._keys += processing
         self._reliable = processing is not None
+        queues = len(processing) if processing else 0
         self._processed = 0
         self._failed = 0
         #: Jobs settled since the start (written or not), for the throughput log.
         self.processed_total = 0
         self.failed_total = 0
         self._records: list[str] = []
-        self._acks: list[Any] = []
+        # Payloads to acknowledge, one list per queue (one argument per job).
+        self._acks: list[list[bytes]] = [[] for _ in range(queues)]
         self._scheduled = False
         self._in_flight: defer.Deferred | None = None
-        self._sent_acks: list[Any] = []
+        self._sent_acks: list[list[bytes]] = [[] for _ in range(queues)]
         self._idle_waiters: list[defer.Deferred] = []
 
     def settled(
@@ -93,7 +99,7 @@ class Bookkeeper:
             if record is not None:
                 self._records.append(record)
         if self._reliable:
-            self._acks += (queue_index + 1, raw)
+            self._acks[queue_index].append(raw)
         if not self._scheduled:
             self._scheduled = True
             self._reactor.callLater(0, self._flush)
@@ -102,10 +108,12 @@ class Bookkeeper:
         """
         Drop a pending acknowledgement: the job went back to its queue.
         """
-        acks = self._acks
-        for i in range(len(acks) - 2, -1, -2):
-            if acks[i] == queue_index + 1 and acks[i + 1] == raw:
-                del acks[i : i + 2]
+        if not self._reliable:
+            return
+        acks = self._acks[queue_index]
+        for i in range(len(acks) - 1, -1, -1):
+            if acks[i] == raw:
+                del acks[i]
                 return
 
     def unacknowledged(self) -> list[tuple[int, bytes]]:
@@ -113,8 +121,12 @@ class Bookkeeper:
         (queue index, payload) of jobs settled here whose acknowledgement
         has not been confirmed by Redis yet.
         """
-        pairs = (self._sent_acks if self._in_flight is not None else []) + self._acks
-        return [(pairs[i] - 1, pairs[i + 1]) for i in range(0, len(pairs), 2)]
+        sent = self._sent_acks if self._in_flight is not None else [[] for _ in self._acks]
+        return [
+            (qi, raw)
+            for qi, (a, b) in enumerate(zip(sent, self._acks, strict=True))
+            for raw in a + b
+        ]
 
     def idle(self) -> defer.Deferred:
         """
@@ -129,7 +141,7 @@ class Bookkeeper:
         return d
 
     def _pending(self) -> bool:
-        return bool(self._processed or self._records or self._acks)
+        return bool(self._processed or self._records or any(self._acks))
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -139,14 +151,23 @@ class Bookkeeper:
         if not self._pending():
             self._wake_idle()
             return
-        acks = self._acks[: 2 * _MAX_BATCH]
-        batch = (self._processed, self._failed, self._records, acks)
+        acks, ack_args, room = [], [], _MAX_BATCH
+        for qi, pending in enumerate(self._acks):
+            taken = pending[:room]
+            del pending[: len(taken)]
+            room -= len(taken)
+            acks.append(taken)
+            if taken:
+                ack_args += (qi + 1, len(taken), *taken)
+        # Lua's unpack() takes some thousands of values at most: failure
+        # records beyond that go in the next call.
+        records = self._records[:_MAX_BATCH]
+        del self._records[: len(records)]
+        batch = (self._processed, self._failed, records, acks)
         self.processed_total += self._processed
         self.failed_total += self._failed
         self._processed = self._failed = 0
-        self._records = []
-        del self._acks[: len(acks)]
-        args = [batch[0], batch[1], len(batch[2]), *batch[2], *acks]
+        args = [batch[0], batch[1], len(batch[2]), *batch[2], *ack_args]
         self._sent_acks = acks
         d = self._in_flight = _SETTLE(self._conn, self._keys, args)
         d.addCallbacks(self._written, self._not_written, errbackArgs=(batch,))
@@ -169,7 +190,7 @@ class Bookkeeper:
                 "pace: Redis refused job results ({error}); {n} acknowledgements "
                 "and {f} failure records not written",
                 error=failure.getErrorMessage(),
-                n=len(batch[3]) // 2,
+                n=sum(map(len, batch[3])),
                 f=len(batch[2]),
             )
             self._wake_idle()
@@ -184,7 +205,8 @@ class Bookkeeper:
         self._processed += processed
         self._failed += failed
         self._records[:0] = records
-        self._acks[:0] = acks
+        for pending, sent in zip(self._acks, acks, strict=True):
+            pending[:0] = sent
         d = self._conn.connected()
         d.addCallbacks(lambda _: self._flush(), self._give_up)
 
@@ -194,7 +216,9 @@ class Bookkeeper:
             error=failure.getErrorMessage(),
         )
         self._processed = self._failed = 0
-        self._records, self._acks = [], []
+        self._records = []
+        for pending in self._acks:
+            pending.clear()
         self._wake_idle()
 
     def _wake_idle(self) -> None:

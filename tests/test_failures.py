@@ -163,3 +163,20 @@ class RestartWithPersistenceTests(RedisTestCase):
         yield until(lambda: client.keys("resque:pace:processing:*") == [], timeout=30)
         yield w.shutdown()
         self.assertEqual(sorted(set(seen)), list(range(n)))
+
+
+class ManyFailuresTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_thousands_of_failures_in_one_turn_are_all_recorded(self):
+        # More failures settle in one reactor turn than Lua's unpack() takes.
+        n = 9000
+        self.push("q", *[payload("J", i) for i in range(n)])
+        pending: list[defer.Deferred] = []
+        w = self.worker(concurrency=n)
+        self.started(w, lambda job: pending.append(defer.Deferred()) or pending[-1])
+        yield until(lambda: w.in_flight == n, timeout=30)
+        for d in pending:
+            d.errback(ValueError("no"))
+        yield until(lambda: self.redis.llen("resque:failed") == n, timeout=30)
+        yield w.shutdown()
+        self.assertEqual(self.redis.get("resque:stat:failed"), str(n))
