@@ -59,8 +59,15 @@ class Hooks:
         returned at once (the common case on the per-job path), else a
         Deferred that fires, never with a failure, once they all settled.
         """
-        fns = self.for_event(event)
-        if not fns:
+        # Called for every job: no list is built when there are no hooks.
+        own = self._own[event]
+        parent = self._parent
+        inherited = parent.for_event(event) if parent is not None else None
+        if inherited:
+            fns = inherited + own if own else inherited
+        elif own:
+            fns = own
+        else:
             return None
         return call_isolated(fns, event, args)
 

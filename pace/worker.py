@@ -426,7 +426,9 @@ class Worker:
         if self._probe is not None:
             self._probe.settled(qi, job["class"], True, monotonic() - t0)
         self._books.settled(qi, raw)
-        self._hold_slot(self._hooks.run("processed", job))
+        hooks = self._hooks.run("processed", job)
+        if hooks is not None:
+            self._hold_slot(hooks)
 
     def _job_failed(
         self, failure: Failure, qi: int, raw: bytes, job: dict | None, t0: float = 0.0

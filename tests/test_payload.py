@@ -74,3 +74,33 @@ class MalformedInWorkerTests(RedisTestCase):
             self.assertTrue(failure.check(MalformedJob))
         self.assertEqual(self.redis.llen("resque:failed"), len(raws))
         self.assertEqual(self.redis.llen("resque:queue:q"), 0)
+
+
+class DecoderAgreementTests(unittest.TestCase):
+    def test_fast_path_and_json_loads_agree(self):
+        from pace import payload as module
+
+        samples = [raw for raw, _ in MALFORMED.values()] + [
+            b'{"class": "J", "args": [1, 2.5, "x", null, true, {"a": [1]}]}',
+            b'{"class": "J", "args": [123456789012345678901234567890]}',
+            b'  {"class": "J", "args": []}  \n',
+            b'{"class": "J", "args": []} trailing',
+            '{"class": "Caf\u00e9", "args": ["\u00e9"]}'.encode(),
+            b'{"class": "J", "args": [], "class": "K"}',
+            b'{"class": "J", "args": [NaN]}',
+        ]
+        for raw in samples:
+            fast = _outcome(module.decode, raw)
+            slow = _outcome(module._decode_slowly, raw)
+            self.assertEqual(fast, slow, raw)
+        self.assertEqual(
+            decode(b'{"class": "J", "args": [123456789012345678901234567890]}')["args"],
+            [123456789012345678901234567890],
+        )
+
+
+def _outcome(decode, raw):
+    try:
+        return decode(raw)
+    except MalformedJob as e:
+        return ("malformed", str(e))
