@@ -21,6 +21,7 @@ from twisted.web._newclient import ResponseNeverReceived
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+import examples.fast_http
 import examples.http
 from examples import echo, pause, sleep
 from tests.support import RedisTestCase, payload, until
@@ -88,6 +89,9 @@ class ExampleTestCase(RedisTestCase):
         client, examples.http._client = examples.http._client, None
         if client is not None:
             yield client._agent._pool.closeCachedConnections()
+        agent, examples.fast_http._agent = examples.fast_http._agent, None
+        if agent is not None:
+            yield agent._pool.closeCachedConnections()
 
     @defer.inlineCallbacks
     def _stop_server(self, port: Any, factory: CountingFactory) -> Any:
@@ -170,6 +174,31 @@ class HttpTests(ExampleTestCase):
         self.assertEqual(record["queue"], "q")
         # As in Resque, processed counts every job, failed ones too.
         self.assertEqual((self.count("processed"), self.count("failed")), (1, 1))
+
+
+class FastHttpTests(ExampleTestCase):
+    @defer.inlineCallbacks
+    def test_requests_on_a_persistent_pool_and_error_statuses(self):
+        target = Target(codes=(200,) * 30 + (503,))
+        base = self.serve(target)
+        self.set_env("PACE_TARGET_URL", f"{base}/from-env")
+        w = self.worker(concurrency=5)
+        done = self.processed_list(w)
+        errors = []
+        w.add_hook("error", lambda json, failure: errors.append(failure))
+        self.push("q", *[payload("Fetch", f"{base}/job/{i}") for i in range(25)])
+        self.push("q", *[payload("Fetch")] * 5)
+        self.started(w, examples.fast_http.handle)
+        yield until(lambda: len(done) == 30)
+        self.push("q", payload("Fetch", f"{base}/busy"))
+        yield until(lambda: errors)
+        yield w.shutdown()
+        expected = [f"/job/{i}" for i in range(25)] + ["/from-env"] * 5 + ["/busy"]
+        self.assertEqual(sorted(target.paths), sorted(expected))
+        self.assertTrue(errors[0].check(examples.fast_http.RemoteError))
+        self.assertEqual(errors[0].value.code, 503)
+        self.assertEqual((self.count("processed"), self.count("failed")), (31, 1))
+        self.assertLessEqual(self.site.connections, 5)
 
 
 class SleepTests(ExampleTestCase):
