@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
 from typing import Any
+
+from pace.redisserver import stop_process
 
 QUEUE = "pace-demo"
 #: Every key the demo writes (queue, counters, worker registry) lives under
@@ -198,13 +199,8 @@ def _react(fn: Any) -> None:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    # twistd gets its grace period (25 s) and some.
+    stop_process(proc, timeout=40)
 
 
 def _project_root() -> str:
