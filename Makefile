@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRIAL_ARGS ?=
 
-.PHONY: test lint bench bench-soak bench-http demo docs clean
+.PHONY: test lint bench bench-soak bench-http bench-compare demo docs clean
 
 $(STAMP): setup.cfg setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench-soak: $(STAMP)
 
 bench-http: $(STAMP)
 	$(BIN)/python bench/http_layers.py
+
+# Pace next to arq, rq, Celery and dramatiq, each in its own bench/.venvs/<peer>.
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py
 
 demo: $(STAMP)
 	$(BIN)/python -m pace.demo
