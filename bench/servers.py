@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from pace.redisserver import free_port
+from pace.redisserver import free_port, stop_process
 
 NGINX_CONF = """\
 daemon off;
@@ -95,13 +95,8 @@ class HTTPServer:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
