@@ -51,6 +51,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tables import text_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
@@ -416,20 +418,9 @@ def table_rows(results: list[Result], cap: float) -> list[tuple[str, ...]]:
 HEADER = ("system", "version", "workload", "jobs", "jobs/s", "vs pace (reliable)", "note")
 
 
-def text_table(rows: list[tuple[str, ...]]) -> str:
-    rows = [HEADER, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5}
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def compare_table(rows: list[tuple[str, ...]]) -> str:
+    # jobs, jobs/s and the ratio right-aligned; the rest left.
+    return text_table([HEADER, *rows], left={0, 1, 2, 6})
 
 
 def md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -687,7 +678,7 @@ def compare(args: argparse.Namespace, systems: list[System], workloads: list[str
         f"pace and its peers: {args.jobs:,} jobs a run, cap {args.cap:g}s, "
         f"{seconds / 60:.1f} minutes in all"
     )
-    print(text_table(rows))
+    print(compare_table(rows))
     print(
         "jobs/s: from the first job begun to the last done, counted inside the job function; "
         "vs pace (reliable): the same workload's jobs/s over Pace's reliable worker's."

@@ -79,6 +79,7 @@ from cases import (
     run_case,
 )
 from servers import HTTPServer
+from tables import text_table
 
 FILL_CHUNK = 1000
 #: The soak keeps between FEED_LOW and FEED_LOW + FEED_CHUNK jobs queued.
@@ -387,18 +388,7 @@ class Results:
                     per_thousand(redis_cpu, r["jobs"]),
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        left = {0, 6}
-        lines = []
-        for n, row in enumerate(rows):
-            cells = [
-                cell.ljust(width) if i in left else cell.rjust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  ".join(cells).rstrip())
-            if n == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return text_table(rows, left={0, 6})
 
     # -- details ------------------------------------------------------------
 
