@@ -14,36 +14,10 @@ from twisted.logger import Logger
 
 from pace import keys
 from pace.connection import RedisConnection
-from pace.scripts import Script
+from pace.lua import SETTLE
 
 log = Logger()
 
-# KEYS: processed counter, failed counter, failed list, this worker's
-# processed and failed counters, processing lists...
-# ARGV: processed, failed, number of records, records..., then for each
-# processing list with jobs to acknowledge: its number, how many, payloads.
-_SETTLE = Script("""
-local processed = tonumber(ARGV[1])
-local failed = tonumber(ARGV[2])
-local nrec = tonumber(ARGV[3])
-if processed > 0 then
-  redis.call('INCRBY', KEYS[1], processed)
-  redis.call('INCRBY', KEYS[4], processed)
-end
-if failed > 0 then
-  redis.call('INCRBY', KEYS[2], failed)
-  redis.call('INCRBY', KEYS[5], failed)
-end
-if nrec > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + nrec)) end
-local i = 4 + nrec
-while i <= #ARGV do
-  local list = KEYS[5 + tonumber(ARGV[i])]
-  local last = i + 1 + tonumber(ARGV[i + 1])
-  for j = i + 2, last do redis.call('LREM', list, 1, ARGV[j]) end
-  i = last + 1
-end
-return 1
-""")
 
 #: Acknowledgements per script call at most (Lua's unpack has limits).
 _MAX_BATCH = 2000
@@ -169,7 +143,7 @@ class Bookkeeper:
         self._processed = self._failed = 0
         args = [batch[0], batch[1], len(batch[2]), *batch[2], *ack_args]
         self._sent_acks = acks
-        d = self._in_flight = _SETTLE(self._conn, self._keys, args)
+        d = self._in_flight = SETTLE(self._conn, self._keys, args)
         d.addCallbacks(self._written, self._not_written, errbackArgs=(batch,))
 
     def _written(self, _: Any) -> None:

@@ -15,7 +15,7 @@ import txredisapi
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from pace import scripts
+from pace import lua
 from pace.connection import RedisConnection
 
 log = Logger()
@@ -57,10 +57,10 @@ class Fetcher:
         self._empty: list[list[bytes]] = [[] for _ in queues]
         if processing is None:
             self._pop_keys = queues
-            self._pop = None if len(queues) == 1 else scripts.POP
+            self._pop = None if len(queues) == 1 else lua.POP
         else:
             self._pop_keys = queues + processing
-            self._pop = scripts.POP_RELIABLE
+            self._pop = lua.POP_RELIABLE
         self._client_id: tuple[Any, int] | None = None
         self._blocked = False
         # unblock() was called for the fetch now under way: do not wait.
@@ -195,7 +195,7 @@ class Fetcher:
 @defer.inlineCallbacks
 def _sequence(conn: RedisConnection, calls: list) -> Any:
     for keys, args in calls:
-        yield scripts.REQUEUE(conn, keys, args)
+        yield lua.REQUEUE(conn, keys, args)
 
 
 def is_connection_error(failure: Any) -> bool:

@@ -22,35 +22,10 @@ from twisted.logger import Logger
 from pace import keys
 from pace.config import short_queue_name
 from pace.connection import RedisConnection
-from pace.scripts import Script
+from pace.lua import UNREGISTER
 
 log = Logger()
 
-# KEYS: Pace's registry hash, the worker's heartbeat key, Resque's workers
-# set, Resque's heartbeat hash, the worker's :started key, its busy key, its
-# processed and failed stats, then pairs of (queue, processing list).
-# ARGV: the worker's token, its Resque id, and whether to check that it is
-# dead (1) or to deregister it on a clean stop (0).
-_UNREGISTER = Script("""
-local dead = ARGV[3] == '1'
-if dead and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if dead and redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
-local moved = 0
-for i = 9, #KEYS, 2 do
-  if not dead and redis.call('LLEN', KEYS[i + 1]) > 0 then return -1 end
-  while dead do
-    local job = redis.call('RPOP', KEYS[i + 1])
-    if not job then break end
-    redis.call('LPUSH', KEYS[i], job)
-    moved = moved + 1
-  end
-end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
-redis.call('SREM', KEYS[3], ARGV[2])
-redis.call('HDEL', KEYS[4], ARGV[2])
-return moved
-""")
 
 #: Beats per sweep: three beats per TTL, so a sweep once per TTL.
 _SWEEP_EVERY = 3
@@ -182,7 +157,7 @@ class Registry:
             except (ValueError, TypeError, KeyError):
                 log.warn("pace: unreadable worker registration {token}", token=token)
                 continue
-            moved = yield _UNREGISTER(
+            moved = yield UNREGISTER(
                 self._conn, _unregister_keys(token, resque_id, pairs), [token, resque_id, 1]
             )
             if moved is not None and moved >= 0:
@@ -202,7 +177,7 @@ class Registry:
         """
         if self._beat.running:
             self._beat.stop()
-        d = _UNREGISTER(
+        d = UNREGISTER(
             self._conn,
             _unregister_keys(self._token, self._resque_id, self._pairs),
             [self._token, self._resque_id, 0],

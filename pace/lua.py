@@ -1,7 +1,8 @@
 """
-The Lua scripts that make Pace's multi-key steps atomic (batched pops,
-moves into processing lists, requeues, acknowledgements), and a small
-EVALSHA runner that loads a script once per connection.
+Every Lua script Pace runs, in one place: the steps that must be atomic on
+the server (batched pops and moves into processing lists, requeues,
+acknowledgements with counters and failure records, pruning dead workers),
+and a small EVALSHA runner that sends a script in full only once.
 """
 
 from __future__ import annotations
@@ -81,4 +82,57 @@ if #KEYS > 1 then
   for i = 1, #ARGV do redis.call('LREM', KEYS[2], -1, ARGV[i]) end
 end
 return redis.call('LPUSH', KEYS[1], unpack(ARGV))
+""")
+
+# KEYS: processed counter, failed counter, failed list, this worker's
+# processed and failed counters, processing lists...
+# ARGV: processed, failed, number of records, records..., then for each
+# processing list with jobs to acknowledge: its number, how many, payloads.
+SETTLE = Script("""
+local processed = tonumber(ARGV[1])
+local failed = tonumber(ARGV[2])
+local nrec = tonumber(ARGV[3])
+if processed > 0 then
+  redis.call('INCRBY', KEYS[1], processed)
+  redis.call('INCRBY', KEYS[4], processed)
+end
+if failed > 0 then
+  redis.call('INCRBY', KEYS[2], failed)
+  redis.call('INCRBY', KEYS[5], failed)
+end
+if nrec > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + nrec)) end
+local i = 4 + nrec
+while i <= #ARGV do
+  local list = KEYS[5 + tonumber(ARGV[i])]
+  local last = i + 1 + tonumber(ARGV[i + 1])
+  for j = i + 2, last do redis.call('LREM', list, 1, ARGV[j]) end
+  i = last + 1
+end
+return 1
+""")
+
+# KEYS: Pace's registry hash, the worker's heartbeat key, Resque's workers
+# set, Resque's heartbeat hash, the worker's :started key, its busy key, its
+# processed and failed stats, then pairs of (queue, processing list).
+# ARGV: the worker's token, its Resque id, and whether to check that it is
+# dead (1) or to deregister it on a clean stop (0).
+UNREGISTER = Script("""
+local dead = ARGV[3] == '1'
+if dead and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if dead and redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
+local moved = 0
+for i = 9, #KEYS, 2 do
+  if not dead and redis.call('LLEN', KEYS[i + 1]) > 0 then return -1 end
+  while dead do
+    local job = redis.call('RPOP', KEYS[i + 1])
+    if not job then break end
+    redis.call('LPUSH', KEYS[i], job)
+    moved = moved + 1
+  end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
+return moved
 """)
