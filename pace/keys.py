@@ -6,7 +6,7 @@ under ``resque:pace:``. All of them get ``pace.namespace`` in front.
 
 from __future__ import annotations
 
-from pace.config import namespaced
+from pace.config import namespaced, short_queue_name
 
 
 def queues_set() -> str:
@@ -53,3 +53,25 @@ def worker_started(resque_id: str) -> str:
 
 def worker_busy(resque_id: str) -> str:
     return namespaced(f"resque:worker:{resque_id}")
+
+
+def shared_limit(name: str) -> str:
+    """
+    String: the next free slot (server microseconds) of a pace.SharedLimit.
+    """
+    return namespaced(f"resque:pace:limit:{name}")
+
+
+def queue_paused(queue_key: str) -> str:
+    """
+    String set while a queue is paused for the fleet (a TTL when timed); the
+    value says who paused it.
+    """
+    return namespaced(f"resque:pace:paused:{short_queue_name(queue_key)}")
+
+
+def pause_all_workers() -> str:
+    """
+    Resque's own switch: Resque::Worker#paused? is true while it is "true".
+    """
+    return namespaced("resque:pause-all-workers")

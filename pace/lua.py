@@ -136,3 +136,22 @@ redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
 return moved
 """)
+
+# KEYS: a shared limit's schedule key. ARGV: microseconds between slots, how
+# many slots, milliseconds the key outlives its last slot. GCRA on the server's clock: the
+# key holds the next free slot time; the caller gets its slots from there
+# on, one interval apart, and waits for them locally. The server clock is
+# the only one, so every process shares one schedule, start-up included.
+# Returns microseconds from now to the first slot.
+RESERVE = Script("""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+if nxt < now then nxt = now end
+local last = nxt + interval * tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%d', last),
+           'PX', math.floor((last - now) / 1000) + tonumber(ARGV[3]))
+return nxt - now
+""")

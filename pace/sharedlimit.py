@@ -1,0 +1,225 @@
+"""
+A rate limit shared by every process that names it: the schedule lives in
+Redis (one key per limit) and each reservation is one EVALSHA that books the
+next free slots on the server's clock; the wait until a slot is a local
+timer, so nothing polls Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pace import keys
+from pace.config import RedisURL, resolve_redis_url
+from pace.connection import CONNECTION_ERRORS, RedisConnection
+from pace.lua import RESERVE
+
+log = Logger()
+
+#: Slots are booked this much slower than the rate, so that a timer firing
+#: up to ~30 ms late never makes a one-second window hold more than the rate.
+HEADROOM = 0.97
+#: A reservation books at most this long a run of slots for one process.
+BATCH_SECONDS = 0.05
+MAX_BATCH = 50
+#: Deadline for one reservation's reply; then it is made again (a booked
+#: slot that nobody uses is lost, which can only slow the fleet down).
+REPLY_TIMEOUT = 5.0
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+#: How long the schedule key outlives its last slot, in milliseconds.
+KEY_MARGIN_MS = 60_000
+#: Redis errors that pass by themselves: wait and book again.
+_TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "OOM", "NOREPLICAS")
+
+
+class SharedLimit:
+    """
+    At most ``per_second`` grants a second across every process that uses a
+    limit called ``name`` on the same Redis. ``take()`` fires when the caller
+    may go; `pace.Worker` takes one per job before starting it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        per_second: float,
+        redis_url: str | None = None,
+        *,
+        clock: Any = None,
+    ):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a shared limit needs a non-empty name, not {name!r}")
+        ok = isinstance(per_second, (int, float)) and not isinstance(per_second, bool)
+        if not ok or not per_second > 0:
+            raise ValueError(f"per_second must be a number > 0, not {per_second!r}")
+        self.name = name
+        self.per_second = float(per_second)
+        #: Seconds between two slots of the fleet's schedule.
+        self.interval = 1.0 / (self.per_second * HEADROOM)
+        self._interval_us = max(1, int(round(self.interval * 1e6)))
+        #: How many jobs a worker books at once.
+        self.batch = max(1, min(MAX_BATCH, int(self.per_second * BATCH_SECONDS)))
+        self._redis_url = redis_url
+        self._url: RedisURL | None = None
+        self._clock = clock
+        self._conn: RedisConnection | None = None
+        self._takers: list[defer.Deferred] = []
+        self._flush_call: Any = None
+        self._down_since: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<pace.SharedLimit {self.name!r} {self.per_second:g}/s>"
+
+    # -- wiring --------------------------------------------------------------
+
+    def use_url(self, url: RedisURL) -> None:
+        """
+        Use ``url`` when no URL was given explicitly (a worker passes its own).
+        """
+        if self._redis_url is None and self._conn is None:
+            self._url = url
+
+    def _reactor(self) -> Any:
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
+        return self._clock
+
+    def _connection(self) -> RedisConnection:
+        if self._conn is None:
+            url = self._url or resolve_redis_url(self._redis_url)
+            self._url = url
+            self._conn = RedisConnection(url, f"shared limit {self.name}")
+        return self._conn
+
+    def disconnect(self) -> defer.Deferred:
+        conn, self._conn = self._conn, None
+        return conn.disconnect() if conn is not None else defer.succeed(None)
+
+    # -- taking --------------------------------------------------------------
+
+    def take(self) -> defer.Deferred:
+        """
+        A Deferred that fires (with None) once this caller may go. Takes made
+        in the same reactor turn share one reservation.
+        """
+        d: defer.Deferred = defer.Deferred(self._cancel_take)
+        self._takers.append(d)
+        if self._flush_call is None:
+            self._flush_call = self._reactor().callLater(0, self._flush)
+        return d
+
+    def _cancel_take(self, d: defer.Deferred) -> None:
+        if d in self._takers:
+            self._takers.remove(d)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        takers, self._takers = self._takers, []
+        if not takers:
+            return
+        self.reserve(len(takers)).addCallbacks(
+            self._grant, self._refuse, (takers,), None, (takers,)
+        )
+
+    def _grant(self, times: list[float], takers: list[defer.Deferred]) -> None:
+        clock = self._reactor()
+        now = clock.seconds()
+        for d, at in zip(takers, times, strict=True):
+            if not d.called:
+                call = clock.callLater(max(0.0, at - now), _fire, d)
+                d.addErrback(_cancel_call, call)
+
+    def _refuse(self, failure: Failure, takers: list[defer.Deferred]) -> None:
+        for d in takers:
+            if not d.called:
+                d.errback(failure)
+
+    def reserve(self, n: int) -> defer.Deferred:
+        """
+        Book ``n`` consecutive slots; fires with their local times (on the
+        clock's ``seconds()``), earliest first. While Redis cannot be reached
+        it keeps trying, so the caller waits; a reservation made after an
+        outage starts from the server's present, so no burst follows one.
+        Fails only when Redis refuses for good (a permission, a wrong type).
+        """
+        if type(n) is not int or n < 1:
+            raise ValueError(f"n must be a whole number >= 1, not {n!r}")
+        pending: dict[str, Any] = {}
+
+        def cancel(_: defer.Deferred) -> None:
+            for what in pending.values():
+                if what.active() if hasattr(what, "active") else not what.called:
+                    what.cancel()
+
+        result: defer.Deferred = defer.Deferred(cancel)
+        self._attempt(n, result, pending, 0)
+        return result
+
+    def _attempt(self, n: int, result: defer.Deferred, pending: dict, tries: int) -> None:
+        pending.pop("retry", None)
+        if result.called:
+            return
+        conn = self._connection()
+        d = RESERVE(conn, [keys.shared_limit(self.name)], [self._interval_us, n, KEY_MARGIN_MS])
+        d.addTimeout(REPLY_TIMEOUT, self._reactor())
+        pending["reply"] = d
+        d.addCallbacks(self._booked, self._failed, (n, result), None, (n, result, pending, tries))
+
+    def _booked(self, micros: Any, n: int, result: defer.Deferred) -> None:
+        if self._down_since is not None:
+            log.info(
+                "pace: shared limit {name} reachable again after {s:.1f}s",
+                name=self.name,
+                s=self._reactor().seconds() - self._down_since,
+            )
+            self._down_since = None
+        first = self._reactor().seconds() + int(micros) / 1e6
+        if not result.called:
+            result.callback([first + i * self.interval for i in range(n)])
+
+    def _failed(
+        self, failure: Failure, n: int, result: defer.Deferred, pending: dict, tries: int
+    ) -> None:
+        if result.called:
+            return
+        transient = failure.check(*CONNECTION_ERRORS, defer.TimeoutError) or (
+            failure.check(txredisapi.ResponseError) and str(failure.value).startswith(_TRANSIENT)
+        )
+        if not transient:
+            log.error(
+                "pace: shared limit {name}: Redis refused the reservation: {error}",
+                name=self.name,
+                error=failure.getErrorMessage(),
+            )
+            result.errback(failure)
+            return
+        clock = self._reactor()
+        if self._down_since is None:
+            self._down_since = clock.seconds()
+            log.warn(
+                "pace: shared limit {name}: cannot reach Redis at {url} ({error}); "
+                "jobs wait until it answers",
+                name=self.name,
+                url=self._url.redacted() if self._url else "?",
+                error=failure.getErrorMessage() or failure.type.__name__,
+            )
+        delay = RETRY_DELAYS[min(tries, len(RETRY_DELAYS) - 1)]
+        pending["retry"] = clock.callLater(delay, self._attempt, n, result, pending, tries + 1)
+
+
+def _fire(d: defer.Deferred) -> None:
+    if not d.called:
+        d.callback(None)
+
+
+def _cancel_call(failure: Failure, call: Any) -> Failure:
+    if call.active():
+        call.cancel()
+    return failure
