@@ -116,9 +116,7 @@ class CLITests(RedisTestCase):
         self.assertEqual(code, 1)
         self.assertIn("0 to 0", out)
         buffer = io.StringIO()
-        code = cli.main(
-            ["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "stats"], Output(buffer)
-        )
+        code = cli.main(["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "stats"], Output(buffer))
         self.assertEqual(code, 1)
         self.assertIn("cannot reach Redis", buffer.getvalue())
         self.assertNotIn("hunter2", buffer.getvalue())
@@ -133,9 +131,7 @@ class CLITests(RedisTestCase):
         )
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(self.redis.llen("resque:queue:q"), 1)
-        usage = subprocess.run(
-            [pace_bin], capture_output=True, text=True, stdin=subprocess.DEVNULL
-        )
+        usage = subprocess.run([pace_bin], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         self.assertEqual(usage.returncode, 2)
 
     def test_redis_refusing_says_what_to_check(self):

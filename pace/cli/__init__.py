@@ -175,4 +175,3 @@ def main(argv: list[str] | None = None, out: Output | None = None) -> int:
         return 1
     finally:
         ctx.close()
-

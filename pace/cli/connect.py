@@ -87,6 +87,4 @@ def explain(error: Exception, explicit_url: str | None) -> str | None:
         return f"Redis at {where} did not answer within {TIMEOUT:g}s: is it overloaded or stopped?"
     if isinstance(error, redis.ConnectionError):
         return f"cannot reach Redis at {where}: {text}. Check --redis-url or $REDIS_URL."
-    return (
-        f"Redis at {where} refused: {text}. Is --namespace right, and is this a Resque database?"
-    )
+    return f"Redis at {where} refused: {text}. Is --namespace right, and is this a Resque database?"

@@ -59,9 +59,7 @@ def decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-_STAMP = re.compile(
-    r"^(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.\d+)?\s*(\S*)$"
-)
+_STAMP = re.compile(r"^(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.\d+)?\s*(\S*)$")
 _OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
 _UTC_NAMES = ("", "UTC", "GMT", "Z")
 
@@ -208,4 +206,3 @@ class Output:
             self.line()  # Ctrl-D: end the prompt's line
             return False
         return answer.strip().lower() in ("y", "yes")
-
