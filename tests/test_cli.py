@@ -11,17 +11,17 @@ import os
 import subprocess
 import sys
 
-from rich.console import Console
 from twisted.internet import defer
 
 from pace import cli
+from pace.cli.output import Output
 from tests.support import RedisTestCase, payload, until
 
 
 class CLITests(RedisTestCase):
     def pace(self, *argv: str) -> tuple[int, str]:
         buffer = io.StringIO()
-        code = cli.main(["--redis-url", self.url, *argv], Console(file=buffer, width=240))
+        code = cli.main(["--redis-url", self.url, *argv], Output(buffer))
         return code, buffer.getvalue()
 
     def fail_jobs(self, n: int = 2) -> None:
@@ -58,7 +58,7 @@ class CLITests(RedisTestCase):
         code, out = self.pace("stats")
         self.assertEqual(code, 0)
         self.assertIn(w.id, out)
-        self.assertRegex(out, r"│ q\s+│\s+1 │")
+        self.assertRegex(out, r"\nq\s+1\n")
         gate.callback(None)
         yield w.shutdown()
 
@@ -68,7 +68,7 @@ class CLITests(RedisTestCase):
         self.assertEqual(code, 0)
         self.assertIn("Failed jobs (2)", out)
         self.assertIn("declined 1", out)
-        code, out = self.pace("failed", "show", "1")
+        code, out = self.pace("failed", "show", "1", "--json")
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out)["error"], "declined 1")
 
@@ -116,9 +116,7 @@ class CLITests(RedisTestCase):
         self.assertEqual(code, 1)
         self.assertIn("0 to 0", out)
         buffer = io.StringIO()
-        code = cli.main(
-            ["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "stats"], Console(file=buffer)
-        )
+        code = cli.main(["--redis-url", "redis://:hunter2@127.0.0.1:1/0", "stats"], Output(buffer))
         self.assertEqual(code, 1)
         self.assertIn("cannot reach Redis", buffer.getvalue())
         self.assertNotIn("hunter2", buffer.getvalue())
@@ -129,10 +127,11 @@ class CLITests(RedisTestCase):
             [pace_bin, "--redis-url", self.url, "enqueue", "q", "Job", "1"],
             capture_output=True,
             text=True,
+            stdin=subprocess.DEVNULL,
         )
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(self.redis.llen("resque:queue:q"), 1)
-        usage = subprocess.run([pace_bin], capture_output=True, text=True)
+        usage = subprocess.run([pace_bin], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         self.assertEqual(usage.returncode, 2)
 
     def test_redis_refusing_says_what_to_check(self):
