@@ -25,6 +25,7 @@ from pace.config import expand_queue_name, resolve_redis_url, short_queue_name
 from pace.connection import CONNECTION_ERRORS, RedisConnection
 from pace.failures import error_text, failure_record
 from pace.fetch import Fetcher
+from pace.fleet import Fleet
 from pace.hooks import Hooks, scoped
 from pace.payload import MalformedJob, as_text, decode
 from pace.registry import Registry
@@ -66,6 +67,8 @@ class Worker:
         burst: bool = False,
         log_interval: float | None = 60,
         clock: Any = None,
+        shared_limit: Any = None,
+        circuit: Any = None,
     ):
         names = _queue_names(queue)
         if type(concurrency) is not int or concurrency < 1:
@@ -122,6 +125,7 @@ class Worker:
         self._stop_waiters: list[defer.Deferred] = []
         self._outcome: Any = None
         self._start_done: defer.Deferred | None = None
+        self._fleet = self._make_fleet(shared_limit, circuit)
         self._hooks.run("initialize", self.queue)
 
     def __repr__(self) -> str:
@@ -206,6 +210,7 @@ class Worker:
             busy=lambda: self.in_flight,
         )
         yield self._registry.start()
+        yield self._fleet.start(self._commands, lambda: self._paused)
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
             id=self.id,
@@ -241,7 +246,7 @@ class Worker:
     # -- the fetch loop ------------------------------------------------------
 
     def _should_fetch(self) -> bool:
-        return self._state == _RUNNING and not self._paused
+        return self._state == _RUNNING and not self._paused and not self._fleet.blocked
 
     def _start_loop(self) -> None:
         if self._loop is None and self._should_fetch():
@@ -251,14 +256,22 @@ class Worker:
 
     @defer.inlineCallbacks
     def _fetch_loop(self) -> Any:
-        fetcher, throttle = self._fetcher, self._throttle
+        fetcher, throttle, fleet = self._fetcher, self._throttle, self._fleet
         while self._should_fetch():
-            free = self.concurrency - len(self._running) - len(self._settling)
+            free = self.concurrency - len(self._running) - len(self._settling) - fleet.pending
             if free <= 0:
                 self._drained = defer.Deferred()
                 yield self._await(self._drained)
                 continue
             wanted = min(free, MAX_BATCH)
+            if fleet.gated:
+                ready = fleet.ready()
+                if ready is not None:
+                    yield self._await(ready)
+                    continue
+                wanted = fleet.room(wanted)
+                if not wanted:
+                    break
             if throttle is not None:
                 wanted = yield self._await(throttle.take(wanted))
                 if not wanted:
@@ -289,10 +302,17 @@ class Worker:
             if throttle is not None:
                 throttle.refund(wanted - got)
             if not got and self.burst:
+                if fleet.pending:
+                    # Jobs wait for their slots: look again once they started.
+                    yield self._await(_sleep(self._clock, 0.05))
+                    continue
                 # Burst mode: the queues are empty, so finish what runs and stop.
                 self.shutdown()
                 break
-            self._dispatch(batches)
+            if fleet.gated:
+                fleet.submit([(qi, raw) for qi, payloads in enumerate(batches) for raw in payloads])
+            else:
+                self._dispatch(batches)
             if throttle is not None and got:
                 throttle.started()
 
@@ -426,6 +446,8 @@ class Worker:
         if self._probe is not None:
             self._probe.settled(qi, job["class"], True, monotonic() - t0)
         self._books.settled(qi, raw)
+        if self._fleet.circuit is not None:
+            self._fleet.settled(raw, True)
         hooks = self._hooks.run("processed", job)
         if hooks is not None:
             self._hold_slot(hooks)
@@ -448,6 +470,8 @@ class Worker:
         if self.record_failures:
             record = failure_record(raw, failure, self.id, short_queue_name(queue), job)
         self._books.settled(qi, raw, failed=True, record=record)
+        if self._fleet.circuit is not None:
+            self._fleet.settled(raw, False)
         self._hold_slot(self._hooks.run("error", as_text(raw), failure))
 
     def _report_error(self, json: str | None, failure: Failure) -> None:
@@ -507,6 +531,7 @@ class Worker:
             self._resume_call.cancel()
         self._resume_call = None
         log.info("pace: worker {id} resumed", id=self.id)
+        self._fleet.release()
         self._start_loop()
         return True
 
@@ -565,6 +590,7 @@ class Worker:
             # A fetch already sent is waited for (it was unblocked): its jobs
             # must not be dropped on the floor.
             yield self._loop
+        self._unstarted.extend((qi, [raw]) for qi, raw in self._fleet.stop())
         yield self._bounded(self._requeue(self._unstarted), "putting back unstarted jobs")
         self._unstarted = []
         yield self._settle_within(self.grace)
@@ -673,6 +699,37 @@ class Worker:
             else:
                 d.callback(None)
 
+    # -- fleet control (pace.fleet) ------------------------------------------
+
+    def _make_fleet(self, shared_limit: Any, circuit: Any) -> Fleet:
+        from pace.circuit import Circuit
+        from pace.sharedlimit import SharedLimit
+
+        if shared_limit is not None and not isinstance(shared_limit, SharedLimit):
+            raise TypeError(f"shared_limit must be a pace.SharedLimit, not {shared_limit!r}")
+        if circuit is not None and not isinstance(circuit, Circuit):
+            raise TypeError(f"circuit must be a pace.Circuit, not {circuit!r}")
+        if shared_limit is not None:
+            shared_limit.use_url(self.url)
+        return Fleet(
+            self._token,
+            self.queues,
+            self._clock,
+            self._run_job,
+            self._fleet_changed,
+            lambda failure: self._report_error(None, failure),
+            shared_limit,
+            circuit,
+        )
+
+    def _fleet_changed(self) -> None:
+        if self._state != _RUNNING:
+            return
+        if self._fleet.blocked:
+            self._interrupt_fetch()
+        else:
+            self._start_loop()
+
     # -- running as a program ----------------------------------------------
 
     def run(self, handler: Handler) -> None:
@@ -706,6 +763,13 @@ def resume() -> bool:
     Resume every paused worker of this process.
     """
     return any([w.resume() for w in running_workers()])
+
+
+def _sleep(clock: Any, seconds: float) -> defer.Deferred:
+    d: defer.Deferred = defer.Deferred()
+    call = clock.callLater(seconds, d.callback, None)
+    d.addErrback(lambda f: call.cancel() if call.active() else f)
+    return d
 
 
 def _cancelled_is_none(failure: Failure) -> None:

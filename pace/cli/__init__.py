@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "pace.cli.enqueue",
     "pace.cli.failed",
     "pace.cli.queues",
+    "pace.cli.fleet",
 ]
 
 #: A command's function: ``fn(ctx) -> exit status``; see `Context`.

@@ -1,0 +1,262 @@
+"""
+A worker's fleet controls in one place: the fleet pause of its queues (and
+Resque's pause-all-workers), its circuit breaker and its shared rate limit.
+The worker asks `blocked` before fetching and hands fetched jobs to `submit`
+when a limit or a circuit is set; jobs that may not start yet wait here (in
+reliable mode they stay in the processing list) and start in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pace import keys
+from pace.circuit import CLOSED, OPEN, PROBE, Circuit, CircuitOpen
+from pace.queuepause import PauseWatch
+
+log = Logger()
+
+#: A worker fetches its next batch once its booked slots run out within this.
+LOOKAHEAD = 0.02
+
+
+class Fleet:
+    def __init__(
+        self,
+        token: str,
+        queues: list[str],
+        clock: Any,
+        run: Callable[[int, bytes], Any],
+        changed: Callable[[], Any],
+        report: Callable[[Failure], Any],
+        limit: Any = None,
+        circuit: Circuit | None = None,
+    ):
+        self._token = token
+        self._queues = queues
+        self._clock = clock
+        self._run = run
+        self._changed = changed
+        self._report = report
+        self.limit = limit
+        self.circuit = circuit
+        #: True when fetched jobs go through `submit` (a limit or a circuit).
+        self.gated = limit is not None or circuit is not None
+        self.watch: PauseWatch | None = None
+        self._conn: Any = None
+        self._held: deque[tuple[int, bytes]] = deque()
+        self._timers: dict[Any, tuple[int, bytes]] = {}
+        self._booking: dict[defer.Deferred, list[tuple[int, bytes]]] = {}
+        self._last_slot = 0.0
+        self._probe: bytes | None = None
+        self._ready: defer.Deferred | None = None
+        self._local_paused: Callable[[], bool] = lambda: False
+        if circuit is not None:
+            if circuit.clock is None:
+                circuit.clock = clock
+            circuit.listen(self._circuit_changed)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self, conn: Any, local_paused: Callable[[], bool]) -> defer.Deferred:
+        self._conn = conn
+        self._local_paused = local_paused
+        self.watch = PauseWatch(
+            conn, self._queues, self._clock, self._pause_changed, own=self._token
+        )
+        return self.watch.start()
+
+    def stop(self) -> list[tuple[int, bytes]]:
+        """
+        Stop watching and timing; returns the jobs that never started, in
+        the order they were fetched, for the worker to put back.
+        """
+        if self.watch is not None:
+            self.watch.stop()
+        if self.circuit is not None:
+            self.circuit.stop()
+        left = []
+        for d, jobs in list(self._booking.items()):
+            left.extend(jobs)
+            d.cancel()
+        self._booking.clear()
+        for call, job in sorted(self._timers.items(), key=lambda item: item[0].getTime()):
+            call.cancel()
+            left.append(job)
+        self._timers.clear()
+        left.extend(self._held)
+        self._held.clear()
+        if self._ready is not None and not self._ready.called:
+            self._ready.cancel()
+        return left
+
+    # -- what the worker asks ------------------------------------------------
+
+    @property
+    def blocked(self) -> bool:
+        """
+        True while no job may start: a fleet pause, or an open circuit.
+        """
+        if self.watch is not None and self.watch.paused:
+            return True
+        return self.circuit is not None and self.circuit.room() == 0
+
+    @property
+    def pending(self) -> int:
+        """
+        Jobs fetched and not started: they hold slots too.
+        """
+        return len(self._held) + len(self._timers) + sum(map(len, self._booking.values()))
+
+    def room(self, wanted: int) -> int:
+        if self.circuit is not None:
+            room = self.circuit.room()
+            if room is not None:
+                wanted = min(wanted, max(0, room - self.pending))
+        if self.limit is not None:
+            wanted = min(wanted, self.limit.batch)
+        return wanted
+
+    def ready(self) -> defer.Deferred | None:
+        """
+        None when the worker may fetch now; else a Deferred that fires once
+        it may (its booked slots are about to run out, or held jobs went).
+        """
+        if self._held or self._booking:
+            d = self._ready = defer.Deferred()
+            return d
+        if self.limit is None or not self._timers:
+            return None
+        wait = self._last_slot - LOOKAHEAD - self._clock.seconds()
+        if wait <= 0:
+            return None
+        d = defer.Deferred()
+        call = self._clock.callLater(wait, d.callback, None)
+        d.addErrback(lambda f: call.cancel() if call.active() else None)
+        return d
+
+    def _wake(self) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None and not ready.called:
+            ready.callback(None)
+
+    # -- jobs ----------------------------------------------------------------
+
+    def submit(self, jobs: list[tuple[int, bytes]]) -> None:
+        """
+        Start ``jobs`` in order, each when its slot comes (with a limit) and
+        while nothing blocks.
+        """
+        if not jobs:
+            return
+        if self.limit is None:
+            self._held.extend(jobs)
+            self.release()
+            return
+        d = self.limit.reserve(len(jobs))
+        self._booking[d] = jobs
+        d.addCallbacks(self._booked, self._not_booked, (d,), None, (d,))
+
+    def _booked(self, times: list[float], d: defer.Deferred) -> None:
+        jobs = self._booking.pop(d, None)
+        if jobs is None:
+            return
+        now = self._clock.seconds()
+        for job, at in zip(jobs, times, strict=True):
+            call = self._clock.callLater(max(0.0, at - now), self._slot, job)
+            self._timers[call] = job
+        self._last_slot = max(self._last_slot, times[-1])
+        self._wake()
+
+    def _not_booked(self, failure: Failure, d: defer.Deferred) -> None:
+        jobs = self._booking.pop(d, None)
+        if jobs is None:
+            return
+        # Redis refused for good: report it, keep the jobs, try again later.
+        self._report(failure)
+        self._held.extend(jobs)
+        self._clock.callLater(1.0, self.release)
+
+    def _slot(self, job: tuple[int, bytes]) -> None:
+        for call, held in list(self._timers.items()):
+            if held is job and not call.active():
+                del self._timers[call]
+                break
+        if self._held or not self._start(job):
+            # A pause or an open circuit came first: the job waits, and needs
+            # a new slot when it may go.
+            self._held.append(job)
+        self._wake()
+
+    def _start(self, job: tuple[int, bytes]) -> bool:
+        if self.blocked or self._local_paused():
+            return False
+        if self.circuit is not None:
+            ticket = self.circuit.admit()
+            if ticket is None:
+                return False
+            if ticket == PROBE:
+                self._probe = job[1]
+        self._run(*job)
+        return True
+
+    def release(self) -> None:
+        """
+        Start (or book slots for) the jobs that wait, now that they may.
+        """
+        if not self._held or self.blocked or self._local_paused():
+            self._wake()
+            return
+        if self.limit is not None:
+            jobs = list(self._held)
+            if self.circuit is not None and self.circuit.room() is not None:
+                jobs = jobs[: self.circuit.room()]
+            for _ in jobs:
+                self._held.popleft()
+            self.submit(jobs)
+            return
+        while self._held and self._start(self._held[0]):
+            self._held.popleft()
+        self._wake()
+
+    def settled(self, raw: bytes, ok: bool) -> None:
+        """
+        Tell the circuit how a job ended.
+        """
+        if self.circuit is None:
+            return
+        if self._probe is not None and raw is self._probe:
+            self._probe = None
+            self.circuit.settled(PROBE, ok)
+        else:
+            self.circuit.settled("normal", ok)
+
+    # -- changes -------------------------------------------------------------
+
+    def _pause_changed(self, paused: bool) -> None:
+        if not paused:
+            self.release()
+        self._changed()
+
+    def _circuit_changed(self, circuit: Circuit, old: str, new: str) -> None:
+        if new == OPEN:
+            self._report(Failure(CircuitOpen(f"circuit open: {circuit.reason}; worker paused")))
+            if circuit.shared and self._conn is not None:
+                # The whole queue pauses; the pause outlives the cool-off so
+                # that this worker's trial job decides, and ends by itself if
+                # this worker dies.
+                ms = int((circuit.cool_off * 2 + 10) * 1000)
+                for q in self._queues:
+                    self._conn.execute("SET", keys.queue_paused(q), self._token, "PX", ms)
+        elif new == CLOSED and circuit.shared and self._conn is not None:
+            for q in self._queues:
+                self._conn.execute("DEL", keys.queue_paused(q))
+        if new != OPEN:
+            self.release()
+        self._changed()
