@@ -61,6 +61,7 @@ class Metrics:
         )
         # Label lookups are cached: one dict hit per job instead of two.
         self._counters: dict[tuple[bool, int, str | None], Any] = {}
+        _fleet_metrics(worker, r)
 
     def settled(self, queue_index: int, job_class: str | None, ok: bool, seconds: float) -> None:
         key = (ok, queue_index, job_class)
@@ -123,6 +124,7 @@ def service(worker: Any, port: int, interface: str = "") -> IService:
     metrics = instrument(worker)
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
+    root.putChild(b"healthz", Healthz(worker))
     top = MultiService()
     site = Site(root)
     site.log = lambda request: None  # no access log line per scrape
@@ -132,3 +134,69 @@ def service(worker: Any, port: int, interface: str = "") -> IService:
     top.metrics = metrics  # type: ignore[attr-defined]
     top.server = server  # type: ignore[attr-defined]
     return top
+
+
+# -- fleet control (issue 13): pauses, the circuit, /healthz -------------------
+
+
+def _fleet_metrics(worker: Any, r: Any) -> None:
+    from prometheus_client import Counter, Gauge
+
+    fleet = getattr(worker, "_fleet", None)
+    if fleet is None:
+        return
+    paused = Gauge(
+        "pace_queue_paused",
+        "1 while the queue is paused for the fleet (pace pause, a shared circuit).",
+        ["queue"],
+        registry=r,
+    )
+    for key in worker.queues:
+        paused.labels(short_queue_name(key)).set_function(
+            lambda key=key: 1 if fleet.watch is not None and key in fleet.watch.paused_queues else 0
+        )
+    Gauge(
+        "pace_pause_all_workers", "1 while Resque's pause-all-workers is set.", registry=r
+    ).set_function(lambda: 1 if fleet.watch is not None and fleet.watch.pause_all else 0)
+    circuit = fleet.circuit
+    if circuit is None:
+        return
+    Gauge(
+        "pace_circuit_open", "1 while the circuit is open or half-open.", registry=r
+    ).set_function(lambda: 0 if circuit.state == "closed" else 1)
+    changes = Counter(
+        "pace_circuit_changes", "Circuit state changes, by new state.", ["state"], registry=r
+    )
+    circuit.listen(lambda c, old, new: changes.labels(new).inc())
+
+
+def healthy(worker: Any) -> bool:
+    """
+    True while ``worker`` runs and its fetch loop is alive (or it is paused
+    on purpose: by a signal, a fleet pause, an open circuit).
+    """
+    if not worker.running:
+        return False
+    if getattr(worker, "_loop", None) is not None or worker.paused:
+        return True
+    fleet = getattr(worker, "_fleet", None)
+    return fleet is not None and fleet.blocked
+
+
+class Healthz(Resource):
+    """
+    ``/healthz``: 200 while the worker is healthy (see `healthy`), else 503.
+    """
+
+    isLeaf = True
+
+    def __init__(self, worker: Any):
+        super().__init__()
+        self.worker = worker
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        if healthy(self.worker):
+            return b"ok\n"
+        request.setResponseCode(503)
+        return f"not running: {self.worker._state}\n".encode()

@@ -31,6 +31,50 @@ def _number(name: str, text: Any, kind: type = float, minimum: float = 0, strict
     return value
 
 
+# -- fleet control options (issue 13) -----------------------------------------
+
+_FLEET_FLAGS = [
+    ["burst", None, "process what is queued, then exit 0 once every job settled"],
+]
+_FLEET_PARAMETERS = [
+    ["shared-limit", None, None, "a rate shared by every process naming it: NAME=RATE"],
+    ["circuit-failures", None, None, "open the circuit after N failed jobs (default 10)"],
+    ["circuit-window", None, None, "... within this many seconds (default 5)"],
+    ["circuit-cool-off", None, None, "seconds the circuit stays open (default 30)"],
+]
+
+
+def _fleet_options(options: Any) -> None:
+    text = options["shared-limit"]
+    if text is not None:
+        name, sep, rate = text.partition("=")
+        if not sep or not name.strip():
+            raise usage.UsageError(f"--shared-limit takes NAME=RATE, not {text!r}")
+        options["shared-limit"] = (name.strip(), _number("shared-limit", rate, strict=True))
+    circuit = {
+        "failures": _number("circuit-failures", options["circuit-failures"], int, 1),
+        "window": _number("circuit-window", options["circuit-window"], strict=True),
+        "cool_off": _number("circuit-cool-off", options["circuit-cool-off"], strict=True),
+    }
+    options["circuit"] = {k: v for k, v in circuit.items() if v is not None} or None
+
+
+def _fleet_worker_args(options: Any) -> dict[str, Any]:
+    from pace.circuit import Circuit
+    from pace.sharedlimit import SharedLimit
+
+    args: dict[str, Any] = {"burst": bool(options["burst"])}
+    if options["shared-limit"] is not None:
+        name, rate = options["shared-limit"]
+        args["shared_limit"] = SharedLimit(name, rate, redis_url=options["redis-url"])
+    if options["circuit"] is not None:
+        args["circuit"] = Circuit(**options["circuit"])
+    return args
+
+
+# ------------------------------------------------------------------------------
+
+
 class Options(usage.Options):
     synopsis = "--queue QUEUE --handler package.module.function [options]"
     longdesc = (
@@ -40,6 +84,7 @@ class Options(usage.Options):
     optFlags = [
         ["no-reliable", None, "plain pops: at most once, a little faster"],
         ["no-failure-records", None, "do not write failed jobs to resque:failed"],
+        *_FLEET_FLAGS,
     ]
     optParameters = [
         [
@@ -63,6 +108,7 @@ class Options(usage.Options):
         ["metrics-port", None, None, "serve Prometheus metrics on this port"],
         ["heartbeat-ttl", None, "30", "seconds without a heartbeat before a worker counts as dead"],
         ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
+        *_FLEET_PARAMETERS,
     ]
 
     def __init__(self) -> None:
@@ -100,6 +146,7 @@ class Options(usage.Options):
         self["metrics-port"] = _number("metrics-port", self["metrics-port"], int, 0)
         self["heartbeat-ttl"] = _number("heartbeat-ttl", self["heartbeat-ttl"], strict=True)
         self["log-interval"] = _number("log-interval", self["log-interval"]) or None
+        _fleet_options(self)
 
 
 def makeService(options: Options) -> IService:
@@ -119,6 +166,7 @@ def makeService(options: Options) -> IService:
         record_failures=not options["no-failure-records"],
         heartbeat_ttl=options["heartbeat-ttl"],
         log_interval=options["log-interval"],
+        **_fleet_worker_args(options),
     )
     top = MultiService()
     PaceService(worker, options["handler"]).setServiceParent(top)

@@ -1,0 +1,179 @@
+"""
+Fleet control with real `twistd -n pace` workers: four sharing a limit,
+checked window by window from the start times they record; a queue pause
+reaching three workers; Resque's pause-all-workers set by `pace pause --all`;
+burst mode; `pace check` against live and killed workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from twisted.internet import defer, reactor
+
+import pace
+from tests.support import ROOT, RedisTestCase, payload, until
+
+
+def windows(times: list[float], width: float) -> int:
+    """
+    The most starts in any window [t, t + width) that begins at a start.
+    """
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while j < len(times) and times[j] < t + width:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+def hold(seconds: float) -> defer.Deferred:
+    # Only to let time pass where the point is that nothing happens.
+    d: defer.Deferred = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+class FleetTests(RedisTestCase):
+    timeout = 120
+
+    def daemon(self, *extra: str, handler: str = "tests.fleet_handlers.stamp"):
+        log = os.path.abspath(self.mktemp())
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        cmd = [twistd, "-n", "--pidfile=", "-l", log, "pace", "--queue", "work"]
+        cmd += ["--handler", handler, "--redis-url", self.url, "--log-interval", "0", *extra]
+        return self.spawn(cmd)
+
+    def pace_cli(self, *argv: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        cmd = [sys.executable, "-m", "pace.cli", "--redis-url", self.url, *argv]
+        return subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def starts(self) -> list[dict]:
+        raw = self.redis.lrange("resque:queue:starts", 0, -1)
+        return [json.loads(json.loads(p)["args"][0]) for p in raw]
+
+    def registered(self) -> int:
+        return self.redis.hlen("resque:pace:workers")
+
+    @defer.inlineCallbacks
+    def test_four_workers_share_a_limit_window_by_window(self):
+        rate, n = 25, 200
+        procs = [self.daemon("--shared-limit", f"api={rate}") for _ in range(4)]
+        yield until(lambda: self.registered() == 4, timeout=60)
+        self.push("work", *[payload("Job", i) for i in range(n)])
+        yield until(lambda: len(self.starts()) == n, timeout=60)
+        starts = self.starts()
+        times = sorted(s["t"] for s in starts)
+        self.assertEqual(sorted(s["args"][0] for s in starts), list(range(n)))
+        # No one-second window above the rate, start-up included...
+        self.assertLessEqual(windows(times, 1.0), rate)
+        # ...spread evenly: no 100 ms window above twice its share...
+        self.assertLessEqual(windows(times, 0.1), 2 * rate / 10)
+        # ...at least 95 % of the rate while there is a backlog...
+        reached = (n - 1) / (times[-1] - times[0])
+        self.assertGreaterEqual(reached, 0.95 * rate)
+        # ...and no process starved.
+        per = {p.pid: 0 for p in procs}
+        for s in starts:
+            per[s["pid"]] += 1
+        self.assertGreaterEqual(min(per.values()), n / 4 / 2, per)
+
+    @defer.inlineCallbacks
+    def test_a_queue_pause_reaches_three_workers_within_a_second(self):
+        for _ in range(3):
+            self.daemon("--jobs-per-second", "10", "--concurrency", "5")
+        yield until(lambda: self.registered() == 3, timeout=60)
+        self.push("work", *[payload("Job", i) for i in range(400)])
+        yield until(lambda: len({s["pid"] for s in self.starts()}) == 3, timeout=30)
+        yield pace.pause_queue("work", redis_url=self.url)
+        paused_at = time.time()
+        yield hold(3.0)
+        starts = self.starts()
+        late = [s["t"] - paused_at for s in starts if s["t"] > paused_at + 1.2]
+        self.assertEqual(late, [])
+        count = len(starts)
+        yield pace.resume_queue("work", redis_url=self.url)
+        yield until(lambda: len({s["pid"] for s in self.starts()[count:]}) == 3, timeout=30)
+
+    @defer.inlineCallbacks
+    def test_a_timed_pause_ends_by_itself(self):
+        self.daemon()
+        yield until(lambda: self.registered() == 1, timeout=60)
+        yield pace.pause_queue("work", seconds=3, redis_url=self.url)
+        paused_at = time.time()
+        yield hold(1.2)
+        self.push("work", payload("Job", 1))
+        yield until(lambda: len(self.starts()) == 1, timeout=30)
+        # Not before the pause ran out, and soon after.
+        self.assertGreaterEqual(self.starts()[0]["t"], paused_at + 2.9)
+        self.assertLess(self.starts()[0]["t"], paused_at + 3 + 2)
+
+    @defer.inlineCallbacks
+    def test_pace_pause_all_is_honoured_and_resume_all_ends_it(self):
+        self.daemon()
+        yield until(lambda: self.registered() == 1, timeout=60)
+        done = yield reactor_thread(self.pace_cli, "pause", "--all")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.redis.get("resque:pause-all-workers"), "true")
+        yield hold(1.5)
+        self.push("work", *[payload("Job", i) for i in range(5)])
+        yield hold(2.0)
+        self.assertEqual(self.starts(), [])
+        done = yield reactor_thread(self.pace_cli, "resume", "--all")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIsNone(self.redis.get("resque:pause-all-workers"))
+        yield until(lambda: len(self.starts()) == 5, timeout=30)
+
+    @defer.inlineCallbacks
+    def test_burst_processes_what_is_queued_and_exits_0(self):
+        self.push("work", *[payload("Job", i) for i in range(20)])
+        proc = self.daemon(
+            "--burst", "--shared-limit", "api=40", handler="tests.fleet_handlers.fail_odd"
+        )
+        yield until(lambda: proc.poll() is not None, timeout=60)
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(sorted(s["args"][0] for s in self.starts()), list(range(0, 20, 2)))
+        self.assertEqual(self.redis.llen("resque:failed"), 10)
+        self.assertEqual(self.redis.llen("resque:queue:work"), 0)
+
+    @defer.inlineCallbacks
+    def test_check_counts_live_workers_only(self):
+        done = yield reactor_thread(self.pace_cli, "check")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("no live Pace worker", done.stderr + done.stdout)
+        proc = self.daemon("--heartbeat-ttl", "2")
+        yield until(lambda: self.registered() == 1, timeout=60)
+        done = yield reactor_thread(self.pace_cli, "check", "--queue", "work")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        done = yield reactor_thread(self.pace_cli, "check", "--queue", "work", "--queue", "other")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("no live Pace worker for other", done.stderr + done.stdout)
+        self.assertEqual(len((done.stderr + done.stdout).strip().splitlines()), 1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed = time.time()
+        yield until(lambda: self.redis.keys("resque:pace:heartbeat:*") == [], timeout=10)
+        self.assertLess(time.time() - killed, 2 + 1)
+        done = yield reactor_thread(self.pace_cli, "check")
+        self.assertEqual(done.returncode, 1)
+
+
+def reactor_thread(fn, *args):
+    from twisted.internet import threads
+
+    return threads.deferToThread(fn, *args)
