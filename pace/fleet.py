@@ -55,6 +55,7 @@ class Fleet:
         self._booking: dict[defer.Deferred, list[tuple[int, bytes]]] = {}
         self._last_slot = 0.0
         self._probe: bytes | None = None
+        self._releasing = False
         self._ready: defer.Deferred | None = None
         self._local_paused: Callable[[], bool] = lambda: False
         if circuit is not None:
@@ -221,8 +222,19 @@ class Fleet:
                 self._held.popleft()
             self.submit(jobs)
             return
-        while self._held and self._start(self._held[0]):
-            self._held.popleft()
+        if self._releasing:
+            # A job started below settled at once and changed the circuit:
+            # the loop below goes on with the new state.
+            return
+        self._releasing = True
+        try:
+            while self._held:
+                job = self._held.popleft()
+                if not self._start(job):
+                    self._held.appendleft(job)
+                    break
+        finally:
+            self._releasing = False
         self._wake()
 
     def settled(self, raw: bytes, ok: bool) -> None:

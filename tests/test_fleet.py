@@ -177,3 +177,64 @@ def reactor_thread(fn, *args):
     from twisted.internet import threads
 
     return threads.deferToThread(fn, *args)
+
+
+class CircuitInWorkerTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_opens_waits_lets_one_through_and_closes(self):
+        self.push("q", *[payload("Call", i) for i in range(20)])
+        circuit = pace.Circuit(failures=3, window=5.0, cool_off=0.3)
+        w = self.worker("q", concurrency=1, circuit=circuit)
+        told = []
+        w.add_hook("error", lambda json, failure: told.append((json, failure)))
+        calls = []
+
+        def handler(job):
+            calls.append(job["args"][0])
+            if len(calls) <= 4:  # three to open it, then the first trial job
+                raise ConnectionError("remote service down")
+
+        self.started(w, handler)
+        yield until(lambda: len(calls) == 20 and not w.in_flight, timeout=20)
+        # None was failed fast: the only failures are the jobs that ran.
+        self.assertEqual(self.redis.get("resque:stat:failed"), "4")
+        self.assertEqual(sorted(calls), list(range(20)))
+        opened = [f for j, f in told if j is None]
+        self.assertEqual(len(opened), 2)
+        self.assertTrue(all(f.check(pace.CircuitOpen) for f in opened))
+        self.assertEqual(circuit.state, "closed")
+        yield w.shutdown()
+
+    @defer.inlineCallbacks
+    def test_shared_pauses_the_queue_for_the_fleet(self):
+        self.push("q", *[payload("Call", i) for i in range(5)])
+        circuit = pace.Circuit(failures=2, cool_off=30.0, shared=True)
+        w = self.worker("q", concurrency=1, circuit=circuit)
+        self.started(w, lambda job: 1 / 0)
+        yield until(lambda: self.redis.get("resque:pace:paused:q") is not None, timeout=20)
+        self.assertEqual(self.redis.get("resque:pace:paused:q"), w._token)
+        self.assertGreater(self.redis.pttl("resque:pace:paused:q"), 30_000)
+        other = self.worker("q")
+        self.started(other, lambda job: None)
+        yield until(lambda: other._fleet.blocked, timeout=10)
+        self.assertEqual(self.redis.llen("resque:queue:q"), 3)
+        yield w.shutdown()
+        yield other.shutdown()
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class SharedLimitInWorkerTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_jobs_wait_for_slots_and_go_back_at_shutdown(self):
+        limit = pace.SharedLimit("api", 4, redis_url=self.url)
+        self.addCleanup(limit.disconnect)
+        self.push("q", *[payload("Call", i) for i in range(40)])
+        w = self.worker("q", shared_limit=limit, concurrency=50)
+        seen = []
+        self.started(w, lambda job: seen.append(job["args"][0]))
+        yield until(lambda: len(seen) >= 2, timeout=20)
+        yield w.shutdown()
+        # Nothing lost: what did not start is back at the head, in order.
+        left = [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:q", 0, -1)]
+        self.assertEqual(seen + left, list(range(40)))
+        self.assertLess(len(seen), 10)

@@ -70,3 +70,35 @@ class ThroughputLogTests(RedisTestCase):
             (event["in_flight"], event["failed"], event["paused_state"]), (0, 0, False)
         )
         yield w.shutdown()
+
+
+class HealthzTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_200_while_running_503_otherwise(self):
+        from pace.queuepause import pause_queue
+
+        w = self.worker("q")
+        svc = metrics.service(w, 0, interface="127.0.0.1")
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        url = f"http://127.0.0.1:{svc.server._port.getHost().port}/healthz"
+        response = yield treq.get(url, persistent=False)
+        self.assertEqual(response.code, 503)  # not started yet
+        yield response.content()
+        self.started(w, lambda job: None)
+        yield until(lambda: w._loop is not None)
+        response = yield treq.get(url, persistent=False)
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.text()), "ok\n")
+        # Paused for the fleet: still alive, and the gauge says so.
+        yield pause_queue("q", redis_url=self.url)
+        yield until(lambda: w._fleet.blocked)
+        response = yield treq.get(url, persistent=False)
+        self.assertEqual(response.code, 200)
+        yield response.content()
+        text = yield (yield treq.get(url.replace("healthz", "metrics"), persistent=False)).text()
+        self.assertIn('pace_queue_paused{queue="q"} 1.0', text)
+        yield w.shutdown()
+        response = yield treq.get(url, persistent=False)
+        self.assertEqual(response.code, 503)
+        yield response.content()
