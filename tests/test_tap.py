@@ -161,6 +161,46 @@ class OptionsTests(RedisTestCase):
         self.assertEqual(pace.namespace, "ns")
         self.assertEqual(pace.redis_url, self.url)
 
+    def test_fleet_options(self):
+        h = ("--queue", "q", "--handler", "tests.test_tap.handler", "--redis-url", self.url)
+        o = parse(
+            *h,
+            "--shared-limit",
+            "mail-api=200",
+            "--circuit-failures",
+            "4",
+            "--circuit-window",
+            "2.5",
+            "--circuit-cool-off",
+            "60",
+            "--burst",
+        )
+        [service] = list(tap.makeService(o))
+        w = service.worker
+        self.assertTrue(w.burst)
+        limit, circuit = w._fleet.limit, w._fleet.circuit
+        self.assertEqual((limit.name, limit.per_second), ("mail-api", 200.0))
+        self.assertEqual((circuit.failures, circuit.window, circuit.cool_off), (4, 2.5, 60.0))
+        self.assertFalse(circuit.shared)
+        # One circuit option is enough; the others keep their defaults.
+        [service] = list(tap.makeService(parse(*h, "--circuit-failures", "3")))
+        circuit = service.worker._fleet.circuit
+        self.assertEqual((circuit.failures, circuit.window, circuit.cool_off), (3, 5.0, 30.0))
+        [service] = list(tap.makeService(parse(*h)))
+        self.assertIsNone(service.worker._fleet.limit)
+        self.assertIsNone(service.worker._fleet.circuit)
+        self.assertFalse(service.worker.burst)
+
+    def test_fleet_option_errors(self):
+        h = ("--queue", "q", "--handler", "tests.test_tap.handler")
+        self.assert_usage_error(["--shared-limit", "NAME=RATE"], *h, "--shared-limit", "200")
+        self.assert_usage_error(["--shared-limit", "NAME=RATE"], *h, "--shared-limit", "=5")
+        self.assert_usage_error(["--shared-limit", "> 0"], *h, "--shared-limit", "api=0")
+        self.assert_usage_error(["--shared-limit", "number"], *h, "--shared-limit", "api=x")
+        self.assert_usage_error(["--circuit-failures", ">= 1"], *h, "--circuit-failures", "0")
+        self.assert_usage_error(["--circuit-window", "> 0"], *h, "--circuit-window", "0")
+        self.assert_usage_error(["--circuit-cool-off", "number"], *h, "--circuit-cool-off", "x")
+
 
 class PackagingTests(unittest.TestCase):
     def test_wheel_ships_the_plugin_without_claiming_twisted(self):
