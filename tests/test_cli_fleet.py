@@ -93,3 +93,20 @@ class FleetCommandTests(RedisTestCase):
         code = cli.main(["--redis-url", "redis://127.0.0.1:1/0", "check"], Output(buffer))
         self.assertEqual(code, 1)
         self.assertEqual(len(buffer.getvalue().strip().splitlines()), 1)
+
+    def test_stats_shows_fleet_pauses(self):
+        self.redis.sadd("resque:queues", "mail", "bulk", "sms")
+        self.pace("pause", "mail")
+        self.pace("pause", "bulk", "--for", "120")
+        code, text = self.pace("stats")
+        self.assertEqual(code, 0, text)
+        self.assertRegex(
+            text, r"paused for the fleet: bulk \(1[12]\ds more\), mail \(until resumed\)"
+        )
+        self.assertNotIn("pause-all-workers", text)
+        self.pace("pause", "--all")
+        code, text = self.pace("stats", "--json")
+        data = json.loads(text)
+        self.assertEqual(set(data["paused_queues"]), {"mail", "bulk"})
+        self.assertIsNone(data["paused_queues"]["mail"])
+        self.assertTrue(data["pause_all_workers"])

@@ -81,7 +81,22 @@ def snapshot(r: Any) -> dict:
         "processed": _number(processed),
         "failed": _number(failed),
         "failed_list": failed_list,
+        **_fleet_pauses(r, names),
     }
+
+
+def _fleet_pauses(r: Any, names: list[str]) -> dict:
+    # Fleet pauses (pace pause, a shared circuit): queue -> seconds left, or
+    # None for "until resumed"; and Resque's pause-all-workers switch.
+    from pace.queuepause import is_pause_all
+
+    pipe = r.pipeline(transaction=False)
+    for name in names:
+        pipe.pttl(keys.queue_paused(queue_key(name)))
+    pipe.get(keys.pause_all_workers())
+    *ttls, everyone = pipe.execute()
+    paused = {n: None if t == -1 else t / 1000 for n, t in zip(names, ttls, strict=True) if t != -2}
+    return {"paused_queues": paused, "pause_all_workers": is_pause_all(everyone)}
 
 
 def _show(ctx: Context, data: dict) -> None:
@@ -92,6 +107,16 @@ def _show(ctx: Context, data: dict) -> None:
     out.table(
         "Queues", ["queue", "jobs"], [[q["queue"], f"{q['jobs']:,}"] for q in data["queues"]], [1]
     )
+    if data["paused_queues"]:
+        out.line(
+            "paused for the fleet: "
+            + ", ".join(
+                f"{n} ({'until resumed' if t is None else f'{t:.0f}s more'})"
+                for n, t in sorted(data["paused_queues"].items())
+            )
+        )
+    if data["pause_all_workers"]:
+        out.line("Resque's pause-all-workers is set: every worker is paused")
     out.line()
     paused = {None: "-", True: "yes", False: "no"}
     out.table(
