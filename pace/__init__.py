@@ -5,7 +5,7 @@ jobs a second from one process.
 
 from pace.circuit import Circuit, CircuitOpen
 from pace.config import expand_queue_name, resolve_redis_url
-from pace.enqueue import disconnect, enqueue, enqueue_many
+from pace.enqueue import EnqueueError, disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
 from pace.queuepause import pause_queue, resume_queue
 from pace.router import JobRouter, UnknownJobClass
@@ -23,6 +23,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Circuit",
     "CircuitOpen",
+    "EnqueueError",
     "JobRouter",
     "MalformedJob",
     "PaceService",

@@ -1,9 +1,11 @@
 """
 A worker's fleet controls in one place: the fleet pause of its queues (and
 Resque's pause-all-workers), its circuit breaker and its shared rate limit.
-The worker asks `blocked` before fetching and hands fetched jobs to `submit`
-when a limit or a circuit is set; jobs that may not start yet wait here (in
-reliable mode they stay in the processing list) and start in order.
+The fetch loop sees `blocked` through the worker's ``accepting``, takes
+`FleetGate` for its throttle and `FleetSlots` for its processor, and hands
+fetched jobs to `submit` when a limit or a circuit is set; jobs that may not
+start yet wait here (in reliable mode they stay in the processing list) and
+start in order.
 """
 
 from __future__ import annotations
@@ -32,18 +34,16 @@ class Fleet:
         token: str,
         queues: list[str],
         clock: Any,
-        run: Callable[[int, bytes], Any],
-        changed: Callable[[], Any],
-        report: Callable[[Failure], Any],
         limit: Any = None,
         circuit: Circuit | None = None,
     ):
         self._token = token
         self._queues = queues
         self._clock = clock
-        self._run = run
-        self._changed = changed
-        self._report = report
+        self._run: Callable[[int, bytes], Any] = lambda qi, raw: None
+        self._changed: Callable[[], Any] = lambda: None
+        self._report: Callable[[Failure], Any] = lambda failure: None
+        self._idle: list[defer.Deferred] = []
         self.limit = limit
         self.circuit = circuit
         #: True when fetched jobs go through `submit` (a limit or a circuit).
@@ -57,7 +57,7 @@ class Fleet:
         self._probe: bytes | None = None
         self._releasing = False
         self._ready: defer.Deferred | None = None
-        self._local_paused: Callable[[], bool] = lambda: False
+        self._local_paused: Callable[[], bool] = lambda: True
         if circuit is not None:
             if circuit.clock is None:
                 circuit.clock = clock
@@ -65,9 +65,22 @@ class Fleet:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self, conn: Any, local_paused: Callable[[], bool]) -> defer.Deferred:
+    def bind(
+        self,
+        run: Callable[[int, bytes], Any],
+        changed: Callable[[], Any],
+        report: Callable[[Failure], Any],
+        accepting: Callable[[], bool],
+    ) -> None:
+        """
+        The worker's parts, once made: how to run a job, whom to tell of a
+        change, where errors go, and whether the worker takes jobs at all.
+        """
+        self._run, self._changed, self._report = run, changed, report
+        self._local_paused = lambda: not accepting()
+
+    def start(self, conn: Any) -> defer.Deferred:
         self._conn = conn
-        self._local_paused = local_paused
         self.watch = PauseWatch(
             conn, self._queues, self._clock, self._pause_changed, own=self._token
         )
@@ -137,15 +150,45 @@ class Fleet:
         wait = self._last_slot - LOOKAHEAD - self._clock.seconds()
         if wait <= 0:
             return None
-        d = defer.Deferred()
+        d: defer.Deferred = defer.Deferred()
         call = self._clock.callLater(wait, d.callback, None)
-        d.addErrback(lambda f: call.cancel() if call.active() else None)
+        d.addErrback(_cancel_call, call)
         return d
 
     def _wake(self) -> None:
         ready, self._ready = self._ready, None
         if ready is not None and not ready.called:
             ready.callback(None)
+        if self._idle and not self.pending:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+
+    def wait_change(self) -> defer.Deferred:
+        """
+        Fires at the next change of what may start (cancellable).
+        """
+        d = self._ready = defer.Deferred()
+        return d
+
+    def when_idle(self) -> defer.Deferred:
+        """
+        Fires once no fetched job waits to start.
+        """
+        if not self.pending:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._idle.append(d)
+        return d
+
+    def pending_payloads(self) -> list[tuple[int, bytes]]:
+        jobs = list(self._held) + list(self._timers.values())
+        for booked in self._booking.values():
+            jobs.extend(booked)
+        return jobs
+
+    def submit_batches(self, batches: list[list[bytes]]) -> None:
+        self.submit([(qi, raw) for qi, payloads in enumerate(batches) for raw in payloads])
 
     # -- jobs ----------------------------------------------------------------
 
@@ -265,10 +308,114 @@ class Fleet:
                 # this worker dies.
                 ms = int((circuit.cool_off * 2 + 10) * 1000)
                 for q in self._queues:
-                    self._conn.execute("SET", keys.queue_paused(q), self._token, "PX", ms)
+                    d = self._conn.execute("SET", keys.queue_paused(q), self._token, "PX", ms)
+                    d.addErrback(_not_written, "pause", q)
         elif new == CLOSED and circuit.shared and self._conn is not None:
             for q in self._queues:
-                self._conn.execute("DEL", keys.queue_paused(q))
+                d = self._conn.execute("DEL", keys.queue_paused(q))
+                d.addErrback(_not_written, "resume", q)
         if new != OPEN:
             self.release()
         self._changed()
+
+
+class FleetGate:
+    """
+    What the fetch loop takes for its throttle when a limit or a circuit is
+    set: it waits until the fleet wants more jobs (booked slots about to run
+    out, a half-open circuit's one job), caps the batch, then asks the
+    worker's own throttle, if any.
+    """
+
+    def __init__(self, fleet: Fleet, throttle: Any = None):
+        self._fleet = fleet
+        self._throttle = throttle
+        self._wait: defer.Deferred | None = None
+
+    def start(self) -> None:
+        if self._throttle is not None:
+            self._throttle.start()
+
+    def stop(self) -> None:
+        self.cancel()
+        if self._throttle is not None:
+            self._throttle.stop()
+
+    def cancel(self) -> None:
+        wait, self._wait = self._wait, None
+        if wait is not None and not wait.called:
+            wait.cancel()
+        if self._throttle is not None:
+            self._throttle.cancel()
+
+    @defer.inlineCallbacks
+    def take(self, wanted: int) -> Any:
+        fleet = self._fleet
+        try:
+            while True:
+                ready = fleet.ready()
+                if ready is None:
+                    n = fleet.room(wanted)
+                    if n:
+                        break
+                    ready = fleet.wait_change()
+                self._wait = ready
+                yield ready
+        except defer.CancelledError:
+            return 0
+        finally:
+            self._wait = None
+        if self._throttle is None:
+            return n
+        granted = yield self._throttle.take(n)
+        return granted
+
+    def refund(self, n: int) -> None:
+        if self._throttle is not None:
+            self._throttle.refund(n)
+
+    def started(self) -> None:
+        if self._throttle is not None:
+            self._throttle.started()
+
+
+class FleetSlots:
+    """
+    The processor as the fetch loop sees it when jobs can wait in the fleet:
+    those hold slots too, and are known (not orphans) in processing lists.
+    """
+
+    def __init__(self, processor: Any, fleet: Fleet):
+        self._processor = processor
+        self._fleet = fleet
+
+    @property
+    def free(self) -> int:
+        return self._processor.free - self._fleet.pending
+
+    def wait_for_slot(self) -> defer.Deferred:
+        return self._processor.wait_for_slot()
+
+    def running_payloads(self) -> list[tuple[int, bytes]]:
+        return self._processor.running_payloads() + self._fleet.pending_payloads()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._processor, name)
+
+
+def _cancel_call(failure: Failure, call: Any) -> Failure:
+    if call.active():
+        call.cancel()
+    return failure
+
+
+def _not_written(failure: Failure, what: str, queue: str) -> None:
+    # A shared pause that could not be written leaves this worker paused
+    # on its own (its circuit holds), and one that could not be deleted
+    # ends with its TTL.
+    log.warn(
+        "pace: circuit could not {what} {queue} for the fleet: {error}",
+        what=what,
+        queue=queue,
+        error=failure.getErrorMessage(),
+    )

@@ -79,11 +79,8 @@ class Metrics:
 
     @defer.inlineCallbacks
     def read_depths(self) -> Any:
-        conn = getattr(self.worker, "_commands", None)
-        if conn is None or conn.protocol is None:
-            return
-        for key, name in zip(self.worker.queues, self._queues, strict=True):
-            length = yield conn.execute("LLEN", key)
+        lengths = yield self.worker.queue_lengths()
+        for name, length in zip(self._queues, lengths or [], strict=False):
             self.depth.labels(name).set(length)
 
 
@@ -92,7 +89,7 @@ def instrument(worker: Any, registry: Any = None) -> Metrics:
     Collect metrics for ``worker`` (in ``registry``, default a new one).
     """
     metrics = Metrics(worker, registry)
-    worker._probe = metrics
+    worker.observe(metrics)
     return metrics
 
 
@@ -175,9 +172,9 @@ def healthy(worker: Any) -> bool:
     True while ``worker`` runs and its fetch loop is alive (or it is paused
     on purpose: by a signal, a fleet pause, an open circuit).
     """
-    if not worker.running:
+    if worker.state != "running":
         return False
-    if getattr(worker, "_loop", None) is not None or worker.paused:
+    if worker.fetching or worker.paused:
         return True
     fleet = getattr(worker, "_fleet", None)
     return fleet is not None and fleet.blocked
@@ -199,4 +196,4 @@ class Healthz(Resource):
         if healthy(self.worker):
             return b"ok\n"
         request.setResponseCode(503)
-        return f"not running: {self.worker._state}\n".encode()
+        return f"not running: {self.worker.state}\n".encode()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pace import keys
 from pace.config import RedisURL, resolve_redis_url
-from pace.connection import CONNECTION_ERRORS, RedisConnection
+from pace.connection import RedisConnection, is_transient
 from pace.lua import RESERVE
 
 log = Logger()
@@ -33,8 +32,6 @@ REPLY_TIMEOUT = 5.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 #: How long the schedule key outlives its last slot, in milliseconds.
 KEY_MARGIN_MS = 60_000
-#: Redis errors that pass by themselves: wait and book again.
-_TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "OOM", "NOREPLICAS")
 
 
 class SharedLimit:
@@ -189,10 +186,7 @@ class SharedLimit:
     ) -> None:
         if result.called:
             return
-        transient = failure.check(*CONNECTION_ERRORS, defer.TimeoutError) or (
-            failure.check(txredisapi.ResponseError) and str(failure.value).startswith(_TRANSIENT)
-        )
-        if not transient:
+        if not is_transient(failure):
             log.error(
                 "pace: shared limit {name}: Redis refused the reservation: {error}",
                 name=self.name,

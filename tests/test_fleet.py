@@ -212,7 +212,7 @@ class CircuitInWorkerTests(RedisTestCase):
         w = self.worker("q", concurrency=1, circuit=circuit)
         self.started(w, lambda job: 1 / 0)
         yield until(lambda: self.redis.get("resque:pace:paused:q") is not None, timeout=20)
-        self.assertEqual(self.redis.get("resque:pace:paused:q"), w._token)
+        self.assertEqual(self.redis.get("resque:pace:paused:q"), w.token)
         self.assertGreater(self.redis.pttl("resque:pace:paused:q"), 30_000)
         other = self.worker("q")
         self.started(other, lambda job: None)

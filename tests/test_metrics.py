@@ -86,7 +86,7 @@ class HealthzTests(RedisTestCase):
         self.assertEqual(response.code, 503)  # not started yet
         yield response.content()
         self.started(w, lambda job: None)
-        yield until(lambda: w._loop is not None)
+        yield until(lambda: w.fetching)
         response = yield treq.get(url, persistent=False)
         self.assertEqual(response.code, 200)
         self.assertEqual((yield response.text()), "ok\n")
