@@ -238,3 +238,28 @@ class SharedLimitInWorkerTests(RedisTestCase):
         left = [json.loads(p)["args"][0] for p in self.redis.lrange("resque:queue:q", 0, -1)]
         self.assertEqual(seen + left, list(range(40)))
         self.assertLess(len(seen), 10)
+
+    @defer.inlineCallbacks
+    def test_redis_frozen_mid_run_jobs_wait_and_no_burst_follows(self):
+        rate = 10
+        limit = pace.SharedLimit("api", rate, redis_url=self.url)
+        self.addCleanup(limit.disconnect)
+        self.push("q", *[payload("Call", i) for i in range(30)])
+        w = self.worker("q", shared_limit=limit, concurrency=50)
+        starts: list[float] = []
+        self.started(w, lambda job: starts.append(time.time()))
+        yield until(lambda: len(starts) >= 8, timeout=20)
+        pid = self.server.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, pid, signal.SIGCONT)
+        frozen = time.time()
+        yield hold(2.0)
+        os.kill(pid, signal.SIGCONT)
+        thawed = time.time()
+        yield until(lambda: len(starts) == 30, timeout=30)
+        # While frozen, only slots booked before it could be used...
+        during = [t for t in starts if frozen + 0.2 < t < thawed]
+        self.assertLessEqual(len(during), 1)
+        # ...and what piled up does not come as a burst afterwards.
+        self.assertLessEqual(windows(starts, 1.0), rate)
+        yield w.shutdown()
