@@ -12,11 +12,15 @@ help: ## this list
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Options: PYTHON=python3.13 (the Python to use), VENV=.venv313, TRIAL_ARGS=tests.test_cli"
 
-# Checked before anything is created, so a too-old python3 leaves no .venv behind.
+# Checked when make starts, before anything is created, so a too-old python3
+# leaves no .venv behind; $(error) is one line.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),help)),)
+ifneq ($(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 10)))' 2>/dev/null),1)
+$(error Pace needs Python 3.10 or later, and $(PYTHON) is $(or $(shell $(PYTHON) -V 2>&1 | grep '^Python'),not found): run make $(or $(MAKECMDGOALS),test) PYTHON=python3.12 (or another Python 3.10+))
+endif
+endif
+
 $(STAMP): setup.cfg setup.py
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
-	  echo "Pace needs Python 3.10 or later, and $(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing): run make $(or $(MAKECMDGOALS),test) PYTHON=python3.12 (or another python3.10+)"; \
-	  exit 1; }
 	@test ! -x $(BIN)/python || $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { \
 	  echo "$(VENV) was made with $$($(BIN)/python -V 2>&1), too old for Pace: remove it (make clean) and run make again"; \
 	  exit 1; }
