@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -184,10 +185,12 @@ def _run(args: argparse.Namespace, started: list[Any]) -> int:
     client = _client(redis_url)
     queue_key = f"{NAMESPACE}:resque:queue:{QUEUE}"
     client.delete(queue_key)
+    say("Starting a local HTTP service for the jobs to call...")
     http_port = free_port()
     http = _serve_http(http_port)
     started.append(lambda: (http.terminate(), http.wait()))
     target = f"http://127.0.0.1:{http_port}/"
+    _wait_listening(http, http_port)
 
     say(f"Enqueueing {args.jobs:,} jobs with pace.enqueue...")
     t0 = time.monotonic()
@@ -296,6 +299,23 @@ def _react(fn: Any) -> None:
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise DemoError("enqueueing failed")
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 30.0) -> None:
+    # The worker must not start before its target listens: every job would
+    # fail with "connection refused".
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise DemoError(f"the local HTTP service exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"the local HTTP service did not listen within {timeout:g}s")
+        time.sleep(0.05)
 
 
 def _stop(proc: subprocess.Popen) -> None:
