@@ -59,10 +59,10 @@ docs: $(STAMP) ## the Sphinx docs, warnings as errors
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
 dist: $(STAMP) ## build the sdist and wheel into dist/ and check them with twine
-	rm -rf dist
-	$(BIN)/python -m build --outdir dist . >/dev/null
-	$(BIN)/twine check --strict dist/*
-	@ls dist
+	@rm -rf dist
+	@echo "Building the sdist and the wheel into dist/..."
+	@$(BIN)/python -m build --outdir dist . > $(VENV)/build.log 2>&1 || { tail -30 $(VENV)/build.log; exit 1; }
+	@$(BIN)/twine check --strict dist/*
 
 clean: ## remove the virtualenv and everything built
 	rm -rf $(VENV) _trial_temp* docs/_build *.egg-info dist build

@@ -183,7 +183,12 @@ class PackagingTests(unittest.TestCase):
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
         self.assertIn("pace/py.typed", names)
-        self.assertIn("pace/worker.py", names)
+        # Every module of the package, sub-packages (pace/cli/) included.
+        for here, _, files in os.walk(os.path.join(root, "pace")):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.relpath(os.path.join(here, name), root)
+                    self.assertIn(path.replace(os.sep, "/"), names)
 
 
 def twistd(*argv: str, cwd: str | None = None, hide: str | None = None, **kw):
