@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None, out: Output | None = None) -> int:
         out.error(str(e))
         return 1
     except KeyboardInterrupt:
+        if out.tty:
+            out.line()  # off the line that ^C was echoed on
         out.error("interrupted")
         return 130
     except BrokenPipeError:
