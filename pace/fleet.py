@@ -51,7 +51,9 @@ class Fleet:
         self.watch: PauseWatch | None = None
         self._conn: Any = None
         self._held: deque[tuple[int, bytes]] = deque()
-        self._timers: dict[Any, tuple[int, bytes]] = {}
+        # Jobs booked into a slot, by a sequence number: (job, its timer).
+        self._timers: dict[int, tuple[tuple[int, bytes], Any]] = {}
+        self._seq = 0
         self._booking: dict[defer.Deferred, list[tuple[int, bytes]]] = {}
         self._last_slot = 0.0
         self._probe: bytes | None = None
@@ -100,7 +102,7 @@ class Fleet:
             left.extend(jobs)
             d.cancel()
         self._booking.clear()
-        for call, job in sorted(self._timers.items(), key=lambda item: item[0].getTime()):
+        for job, call in sorted(self._timers.values(), key=lambda item: item[1].getTime()):
             call.cancel()
             left.append(job)
         self._timers.clear()
@@ -182,7 +184,7 @@ class Fleet:
         return d
 
     def pending_payloads(self) -> list[tuple[int, bytes]]:
-        jobs = list(self._held) + list(self._timers.values())
+        jobs = list(self._held) + [job for job, _ in self._timers.values()]
         for booked in self._booking.values():
             jobs.extend(booked)
         return jobs
@@ -192,7 +194,7 @@ class Fleet:
 
     # -- jobs ----------------------------------------------------------------
 
-    def submit(self, jobs: list[tuple[int, bytes]]) -> None:
+    def submit(self, jobs: list[tuple[int, bytes]], rebooks: int = 0) -> None:
         """
         Start ``jobs`` in order, each when its slot comes (with a limit) and
         while nothing blocks.
@@ -205,17 +207,20 @@ class Fleet:
             return
         d = self.limit.reserve(len(jobs))
         self._booking[d] = jobs
-        d.addCallbacks(self._booked, self._not_booked, (d,), None, (d,))
+        d.addCallbacks(self._booked, self._not_booked, (d, rebooks), None, (d,))
 
-    def _booked(self, times: list[float], d: defer.Deferred) -> None:
+    def _booked(self, slots: list[Any], d: defer.Deferred, rebooks: int) -> None:
         jobs = self._booking.pop(d, None)
         if jobs is None:
             return
         now = self._clock.seconds()
-        for job, at in zip(jobs, times, strict=True):
-            call = self._clock.callLater(max(0.0, at - now), self._slot, job)
-            self._timers[call] = job
-        self._last_slot = max(self._last_slot, times[-1])
+        for job, slot in zip(jobs, slots, strict=True):
+            self._seq += 1
+            call = self._clock.callLater(
+                max(0.0, slot.at - now), self._slot, self._seq, slot, rebooks
+            )
+            self._timers[self._seq] = (job, call)
+        self._last_slot = max(self._last_slot, slots[-1].at)
         self._wake()
 
     def _not_booked(self, failure: Failure, d: defer.Deferred) -> None:
@@ -227,11 +232,15 @@ class Fleet:
         self._held.extend(jobs)
         self._clock.callLater(1.0, self.release)
 
-    def _slot(self, job: tuple[int, bytes]) -> None:
-        for call, held in list(self._timers.items()):
-            if held is job and not call.active():
-                del self._timers[call]
-                break
+    def _slot(self, seq: int, slot: Any, rebooks: int) -> None:
+        from pace.sharedlimit import MAX_REBOOKS
+
+        job, _ = self._timers.pop(seq)
+        if rebooks < MAX_REBOOKS and self.limit.late(slot):
+            # The reactor was too busy to start it on time: starting now
+            # could bunch it with the next slots of other processes.
+            self.submit([job], rebooks + 1)
+            return
         if self._held or not self._start(job):
             # A pause or an open circuit came first: the job waits, and needs
             # a new slot when it may go.

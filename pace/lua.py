@@ -142,7 +142,7 @@ return moved
 # key holds the next free slot time; the caller gets its slots from there
 # on, one interval apart, and waits for them locally. The server clock is
 # the only one, so every process shares one schedule, start-up included.
-# Returns microseconds from now to the first slot.
+# Returns the server's time and the first slot's, in microseconds.
 RESERVE = Script("""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
@@ -153,5 +153,5 @@ if nxt < now then nxt = now end
 local last = nxt + interval * tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', last),
            'PX', math.floor((last - now) / 1000) + tonumber(ARGV[3]))
-return nxt - now
+return {now, nxt}
 """)

@@ -7,7 +7,7 @@ timer, so nothing polls Redis.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -20,9 +20,15 @@ from pace.lua import RESERVE
 
 log = Logger()
 
-#: Slots are booked this much slower than the rate, so that a timer firing
-#: up to ~30 ms late never makes a one-second window hold more than the rate.
+#: Slots are booked this much slower than the rate: a one-second window then
+#: holds at most the rate even when starts come up to ~30 ms after their slots.
 HEADROOM = 0.97
+#: A start more than this after its slot (a busy reactor) takes a new slot
+#: instead, up to MAX_REBOOKS times, so that late starts never bunch up.
+MAX_LATE = 0.015
+MAX_REBOOKS = 3
+#: How fast the local clock may drift from the server's (NTP slews 500 ppm).
+DRIFT = 5e-4
 #: A reservation books at most this long a run of slots for one process.
 BATCH_SECONDS = 0.05
 MAX_BATCH = 50
@@ -32,6 +38,16 @@ REPLY_TIMEOUT = 5.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 #: How long the schedule key outlives its last slot, in milliseconds.
 KEY_MARGIN_MS = 60_000
+
+
+class Slot(NamedTuple):
+    """
+    One booked slot in local time: ``at`` is when to start (never before
+    the slot), ``earliest`` the earliest the slot can be, in local time.
+    """
+
+    at: float
+    earliest: float
 
 
 class SharedLimit:
@@ -57,8 +73,8 @@ class SharedLimit:
         self.name = name
         self.per_second = float(per_second)
         #: Seconds between two slots of the fleet's schedule.
-        self.interval = 1.0 / (self.per_second * HEADROOM)
-        self._interval_us = max(1, int(round(self.interval * 1e6)))
+        self._interval_us = max(1, int(round(1e6 / (self.per_second * HEADROOM))))
+        self.interval = self._interval_us / 1e6
         #: How many jobs a worker books at once.
         self.batch = max(1, min(MAX_BATCH, int(self.per_second * BATCH_SECONDS)))
         self._redis_url = redis_url
@@ -68,6 +84,11 @@ class SharedLimit:
         self._takers: list[defer.Deferred] = []
         self._flush_call: Any = None
         self._down_since: float | None = None
+        # Bounds on (local clock - server clock): each reply says the server
+        # read its clock between our send and our receive.
+        self._offset_low: float | None = None
+        self._offset_high = 0.0
+        self._offset_at = 0.0
 
     def __repr__(self) -> str:
         return f"<pace.SharedLimit {self.name!r} {self.per_second:g}/s>"
@@ -107,14 +128,16 @@ class SharedLimit:
         in the same reactor turn share one reservation.
         """
         d: defer.Deferred = defer.Deferred(self._cancel_take)
-        self._takers.append(d)
-        if self._flush_call is None:
-            self._flush_call = self._reactor().callLater(0, self._flush)
+        self._queue_take(d, 0)
         return d
 
+    def _queue_take(self, d: defer.Deferred, rebooks: int) -> None:
+        self._takers.append((d, rebooks))
+        if self._flush_call is None:
+            self._flush_call = self._reactor().callLater(0, self._flush)
+
     def _cancel_take(self, d: defer.Deferred) -> None:
-        if d in self._takers:
-            self._takers.remove(d)
+        self._takers = [t for t in self._takers if t[0] is not d]
 
     def _flush(self) -> None:
         self._flush_call = None
@@ -125,23 +148,38 @@ class SharedLimit:
             self._grant, self._refuse, (takers,), None, (takers,)
         )
 
-    def _grant(self, times: list[float], takers: list[defer.Deferred]) -> None:
+    def _grant(self, slots: list[Slot], takers: list) -> None:
         clock = self._reactor()
         now = clock.seconds()
-        for d, at in zip(takers, times, strict=True):
+        for (d, rebooks), slot in zip(takers, slots, strict=True):
             if not d.called:
-                call = clock.callLater(max(0.0, at - now), _fire, d)
+                call = clock.callLater(max(0.0, slot.at - now), self._fire, d, slot, rebooks)
                 d.addErrback(_cancel_call, call)
 
-    def _refuse(self, failure: Failure, takers: list[defer.Deferred]) -> None:
-        for d in takers:
+    def _fire(self, d: defer.Deferred, slot: Slot, rebooks: int) -> None:
+        if d.called:
+            return
+        if rebooks < MAX_REBOOKS and self.late(slot):
+            self._queue_take(d, rebooks + 1)
+        else:
+            d.callback(None)
+
+    def late(self, slot: Slot) -> bool:
+        """
+        True if starting now could be more than `MAX_LATE` after ``slot``:
+        the caller should book a new one rather than bunch up with the next.
+        """
+        return self._reactor().seconds() - slot.earliest > MAX_LATE
+
+    def _refuse(self, failure: Failure, takers: list) -> None:
+        for d, _ in takers:
             if not d.called:
                 d.errback(failure)
 
     def reserve(self, n: int) -> defer.Deferred:
         """
-        Book ``n`` consecutive slots; fires with their local times (on the
-        clock's ``seconds()``), earliest first. While Redis cannot be reached
+        Book ``n`` consecutive slots; fires with a `Slot` for each (local
+        times, on the clock's ``seconds()``), earliest first. While Redis cannot be reached
         it keeps trying, so the caller waits; a reservation made after an
         outage starts from the server's present, so no burst follows one.
         Fails only when Redis refuses for good (a permission, a wrong type).
@@ -164,12 +202,26 @@ class SharedLimit:
         if result.called:
             return
         conn = self._connection()
+        sent = self._reactor().seconds()
         d = RESERVE(conn, [keys.shared_limit(self.name)], [self._interval_us, n, KEY_MARGIN_MS])
         d.addTimeout(REPLY_TIMEOUT, self._reactor())
         pending["reply"] = d
-        d.addCallbacks(self._booked, self._failed, (n, result), None, (n, result, pending, tries))
+        d.addCallbacks(
+            self._booked, self._failed, (n, result, sent), None, (n, result, pending, tries)
+        )
 
-    def _booked(self, micros: Any, n: int, result: defer.Deferred) -> None:
+    def _observe(self, sent: float, received: float, server_now: float) -> None:
+        low, high = sent - server_now, received - server_now
+        if self._offset_low is None or high < self._offset_low or low > self._offset_high:
+            # The first reply, or a clock stepped: start over.
+            self._offset_low, self._offset_high = low, high
+        else:
+            drift = DRIFT * (received - self._offset_at)
+            self._offset_low = max(self._offset_low - drift, low)
+            self._offset_high = min(self._offset_high + drift, high)
+        self._offset_at = received
+
+    def _booked(self, reply: Any, n: int, result: defer.Deferred, sent: float) -> None:
         if self._down_since is not None:
             log.info(
                 "pace: shared limit {name} reachable again after {s:.1f}s",
@@ -177,9 +229,17 @@ class SharedLimit:
                 s=self._reactor().seconds() - self._down_since,
             )
             self._down_since = None
-        first = self._reactor().seconds() + int(micros) / 1e6
+        server_now, first = int(reply[0]) / 1e6, int(reply[1]) / 1e6
+        self._observe(sent, self._reactor().seconds(), server_now)
+        low, high = self._offset_low, self._offset_high
+        assert low is not None
         if not result.called:
-            result.callback([first + i * self.interval for i in range(n)])
+            result.callback(
+                [
+                    Slot(first + i * self.interval + high, first + i * self.interval + low)
+                    for i in range(n)
+                ]
+            )
 
     def _failed(
         self, failure: Failure, n: int, result: defer.Deferred, pending: dict, tries: int
@@ -206,11 +266,6 @@ class SharedLimit:
             )
         delay = RETRY_DELAYS[min(tries, len(RETRY_DELAYS) - 1)]
         pending["retry"] = clock.callLater(delay, self._attempt, n, result, pending, tries + 1)
-
-
-def _fire(d: defer.Deferred) -> None:
-    if not d.called:
-        d.callback(None)
 
 
 def _cancel_call(failure: Failure, call: Any) -> Failure:
