@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 TRIAL_ARGS ?=
 EXTRAS ?= cli,test,http,sentry,dev
 
-.PHONY: help test lint bench bench-soak bench-http bench-compare demo docs dist clean
+.PHONY: help test lint bench bench-soak bench-http bench-compare bench-fleet demo docs dist clean
 
 help: ## this list
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,9 @@ lint: $(STAMP) ## ruff check and format check
 
 bench: $(STAMP) ## throughput benchmarks (bench/RESULTS.md)
 	$(BIN)/python bench/run.py
+
+bench-fleet: $(STAMP) ## shared limit and fleet pause across twistd processes
+	$(BIN)/python bench/fleet.py
 
 bench-soak: $(STAMP) ## ten million jobs through one worker
 	$(BIN)/python bench/run.py --cases soak --soak 10000000

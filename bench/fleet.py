@@ -100,8 +100,11 @@ def _starts(folder: str) -> dict[int, list[float]]:
     return out
 
 
-def _calls(r) -> int:
-    return sum(v["calls"] for v in r.info("commandstats").values())
+def _calls(r, only: str | None = None) -> int:
+    stats = r.info("commandstats")
+    if only is not None:
+        return stats.get(f"cmdstat_{only}", {}).get("calls", 0)
+    return sum(v["calls"] for v in stats.values())
 
 
 def _most_in(times: list[float], width: float) -> int:
@@ -130,7 +133,7 @@ def _fleet_run(server, n: int, rate: float, seconds: float, *extra: str) -> dict
     for i in range(0, jobs, 1000):
         r.rpush("resque:queue:bench", *[payload] * min(1000, jobs - i))
     folder = tempfile.mkdtemp(prefix="pace-fleet-bench-")
-    before = _calls(r)
+    before, evalsha = _calls(r), _calls(r, "evalsha") + _calls(r, "eval")
     procs = _workers(server, n, folder, *extra)
     try:
         _wait(
@@ -140,7 +143,8 @@ def _fleet_run(server, n: int, rate: float, seconds: float, *extra: str) -> dict
         )
         # Everything settled and acknowledged: the counters stop moving.
         _wait(lambda: r.get("resque:stat:processed") == str(jobs), 30, "acknowledgements")
-        after = _calls(r) - 1  # the INFO above
+        scripts = _calls(r, "evalsha") + _calls(r, "eval") - evalsha
+        after = _calls(r) - 3  # the INFO calls above
     finally:
         _stop(procs)
     per = _starts(folder)
@@ -154,6 +158,7 @@ def _fleet_run(server, n: int, rate: float, seconds: float, *extra: str) -> dict
         "reached": (len(times) - 1) / span / rate if span > 0 else 0.0,
         "shares": sorted(len(ts) for ts in per.values()),
         "commands_per_job": (after - before) / jobs,
+        "scripts_per_job": scripts / jobs,
     }
 
 
@@ -169,6 +174,10 @@ def case_shared_limit(server, args) -> list[tuple[str, str]]:
         ("rate reached", f"{limited['reached']:.1%}"),
         ("jobs per process", ", ".join(map(str, limited["shares"]))),
         ("Redis commands/job, shared limit", f"{limited['commands_per_job']:.2f}"),
+        (
+            "  of which scripts (EVALSHA: fetch, settle, reserve)",
+            f"{limited['scripts_per_job']:.2f} (without the limit {plain['scripts_per_job']:.2f})",
+        ),
         (
             f"Redis commands/job, --jobs-per-second {rate / n:g} each",
             f"{plain['commands_per_job']:.2f}",
