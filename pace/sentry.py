@@ -13,6 +13,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
+from pace.payload import MAX_PAYLOAD_BYTES
+
 try:
     import sentry_sdk
 except ImportError:  # pragma: no cover - depends on the extra
@@ -75,10 +77,14 @@ def _strip_frame_variables(event: dict, hint: Any) -> dict:
 
 
 def _job_context(payload: str, send_args: bool) -> dict[str, Any]:
-    try:
-        job = json.loads(payload)
-    except ValueError:
-        job = None
+    job = None
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        # Past the limit it is a malformed job anyway; decoding it would only
+        # cost time. Anything decoding raises (deep nesting) means malformed.
+        try:
+            job = json.loads(payload)
+        except Exception:
+            job = None
     if not isinstance(job, dict):
         # A malformed payload is the bug itself: send it, cut to a sane size.
         return {"payload": payload[:4096]}
