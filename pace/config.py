@@ -6,12 +6,16 @@ queue-name expansion, resolved the way Resque and its clients resolve them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+# Every password a URL parsed here carried, so that reporters (pace.sentry)
+# can scrub it wherever it turns up, not only inside a URL.
+_passwords: set[str] = set()
 
 
 def _package():
@@ -120,6 +124,8 @@ def parse_redis_url(url: str) -> RedisURL:
     password = unquote(parts.password) if parts.password else None
     if password is None and "password" in query:
         password = query["password"]
+    if password:
+        _passwords.add(password)
     verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "optional")
     db = _parse_db(query.get("db"), url)
 
@@ -187,12 +193,71 @@ def _host_port(text: str, default_port: int, url: str) -> tuple[str, int]:
 
 
 def _redact_raw(url: str) -> str:
-    # For URLs too broken to parse: hide whatever sits between the scheme and
-    # an "@", which is where a password would be.
-    head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{head}://***@{rest.rpartition('@')[2]}"
+    return redact(url)
+
+
+# A URL anywhere in a text: scheme, then everything up to white space or a
+# quote. Its user information ends at the last "@", as urlsplit reads it.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s'\"<>]*)")
+_PASSWORD_PARAM = re.compile(r"(?i)([?&;]password=)[^&#\s'\"<>]*")
+_MASK = "***"
+
+
+def _redact_match(match: re.Match) -> str:
+    scheme, rest = match.groups()
+    userinfo, at, after = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        # With no colon the whole user part may be a password (redis-rb and
+        # others read "redis://secret@host" so): hide it all.
+        rest = (f"{user}:{_MASK}" if colon else _MASK) + "@" + after
+    return scheme + _PASSWORD_PARAM.sub(r"\1" + _MASK, rest)
+
+
+def redact(text: str) -> str:
+    """
+    ``text`` with the password of every URL in it replaced by ``***``: in
+    the user information (``redis://:PW@h``, ``redis://user:PW@h``, sentinel
+    host lists, URLs too broken to parse) and in a ``password=`` query
+    parameter. Meant for any message that may quote a URL.
+    """
+    if "://" not in text:
+        return text
+    return _URL.sub(_redact_match, text)
+
+
+def known_passwords() -> frozenset[str]:
+    """
+    The passwords of every Redis URL parsed so far, and of ``$REDIS_URL``
+    and ``pace.redis_url``, for scrubbing reports.
+    """
+    for url in (os.environ.get("REDIS_URL"), getattr(_package(), "redis_url", None)):
+        if isinstance(url, str) and url not in _sources:
+            _sources.add(url)
+            try:
+                parse_redis_url(url)
+            except InvalidRedisURL:
+                pass
+        elif isinstance(url, RedisURL) and url.password:
+            _passwords.add(url.password)
+    return frozenset(_passwords)
+
+
+_sources: set[str] = set()
+
+
+def scrub(text: str) -> str:
+    """
+    `redact`, and every known Redis password (`known_passwords`) replaced by
+    ``***`` wherever it appears, for messages that quote what others wrote
+    (an exception from a handler). Passwords shorter than 4 characters are
+    left to `redact`: replacing them everywhere would garble the text.
+    """
+    text = redact(text)
+    for secret in known_passwords():
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, _MASK)
+    return text
 
 
 def resolve_redis_url(explicit: str | None = None) -> RedisURL:

@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.python.failure import Failure
 
+from pace.config import scrub
 from pace.payload import MALFORMED_CLASS, MalformedJob, as_text
 
 #: How much of a malformed payload its failure record keeps, in bytes. The
@@ -105,7 +106,8 @@ def _message(exc: BaseException) -> str:
         # Deferred.addTimeout's error reads "(30.0, 'Deferred')".
         return f"job ran longer than {_seconds(exc.args[0])} s"
     try:
-        return str(exc)
+        # Handlers' errors may quote a Redis URL: records and logs must not.
+        return scrub(str(exc))
     except Exception:
         # A failure record must not fail for an exception's broken __str__.
         return f"<{type(exc).__name__} whose str() raised>"
