@@ -70,6 +70,17 @@ class RedisURL:
     verify: bool = True
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
+    #: TLS options, spelt and meant as in redis-py: ``ssl_cert_reqs`` is
+    #: ``required`` (the default) or ``optional`` (both verify the server's
+    #: certificate: a TLS server always presents one), or ``none``;
+    #: ``ssl_ca_certs`` a PEM bundle of the CAs to trust instead of the
+    #: system's; ``ssl_certfile``/``ssl_keyfile`` a client certificate;
+    #: ``ssl_check_hostname`` whether the certificate must name the host.
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
 
     @property
     def tls(self) -> bool:
@@ -126,7 +137,7 @@ def parse_redis_url(url: str) -> RedisURL:
         password = query["password"]
     if password:
         _passwords.add(password)
-    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "optional")
+    tls = _tls_options(query, url)
     db = _parse_db(query.get("db"), url)
 
     if scheme == "unix":
@@ -164,8 +175,39 @@ def parse_redis_url(url: str) -> RedisURL:
         db=db,
         username=username,
         password=password,
-        verify=verify,
+        **tls,
     )
+
+
+_CERT_REQS = ("none", "optional", "required")
+_TRUE, _FALSE = ("true", "yes", "1", "on", "y"), ("false", "no", "0", "off", "n")
+
+
+def _tls_options(query: dict[str, str], url: str) -> dict:
+    reqs = query.get("ssl_cert_reqs", "required").lower()
+    if reqs not in _CERT_REQS:
+        raise InvalidRedisURL(
+            f"ssl_cert_reqs must be none, optional or required, not {reqs!r}: {redact(url)}"
+        )
+    check = query.get("ssl_check_hostname", "true").lower()
+    if check not in _TRUE + _FALSE:
+        raise InvalidRedisURL(
+            f"ssl_check_hostname must be true or false, not {check!r}: {redact(url)}"
+        )
+    files = {}
+    for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        path = query.get(name)
+        if path is not None and not os.path.isfile(path):
+            raise InvalidRedisURL(f"{name}={path}: no such file (in {redact(url)})")
+        files[name] = path
+    if files["ssl_keyfile"] and not files["ssl_certfile"]:
+        raise InvalidRedisURL(f"ssl_keyfile needs ssl_certfile: {redact(url)}")
+    return {
+        "verify": reqs != "none",
+        "ssl_cert_reqs": reqs,
+        "ssl_check_hostname": reqs != "none" and check in _TRUE,
+        **files,
+    }
 
 
 def _parse_db(text: str | None, url: str) -> int:
@@ -266,7 +308,10 @@ def resolve_redis_url(explicit: str | None = None) -> RedisURL:
     ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
 
     Schemes: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS;
-    certificates are verified unless the URL says ``?ssl_cert_reqs=none``),
+    certificates are verified unless the URL says ``?ssl_cert_reqs=none``;
+    ``?ssl_ca_certs=/path/ca.pem`` trusts a private CA, ``ssl_certfile`` and
+    ``ssl_keyfile`` give a client certificate, ``ssl_check_hostname=false``
+    verifies the chain but not the name, all as redis-py reads them),
     ``unix:///path/to/socket[?db=N]`` and
     ``redis+sentinel://host:port[,host:port...]/<master name>[/db]``.
     """
