@@ -14,8 +14,8 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 
 from pace.config import InvalidRedisURL, RedisURL
 
-#: Seconds a TCP connection attempt may take.
-CONNECT_TIMEOUT = 10
+#: Seconds a connection attempt may take.
+CONNECT_TIMEOUT = 5
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
@@ -31,7 +31,7 @@ def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
     if url.scheme == "unix":
         return UNIXClientEndpoint(reactor, url.path, timeout=CONNECT_TIMEOUT)
     if url.scheme == "redis+sentinel":
-        raise NotImplementedError("redis+sentinel:// URLs are handled by pace.sentinel")
+        raise NotImplementedError("redis+sentinel:// URLs are followed through the sentinels")
     endpoint = HostnameEndpoint(reactor, url.host, url.port, timeout=CONNECT_TIMEOUT)
     if url.tls:
         endpoint = wrapClientTLS(tls_options(url), endpoint)

@@ -119,3 +119,10 @@ def error_text(failure: Any) -> str:
     """
     exc = failure.value
     return f"{type(exc).__name__}: {_message(exc)}"
+
+
+class ShutdownDeadline(Exception):
+    """
+    At most once: a job still running at the shutdown deadline is cancelled
+    and failed, never put back.
+    """

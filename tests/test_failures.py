@@ -213,12 +213,12 @@ class TimeoutTests(RedisTestCase):
         clock.advance(1)
         yield until(lambda: len(handler.jobs) == 2)
         self.assertEqual(len(cancelled), 1)
-        self.assertTrue(errors[0].check(defer.TimeoutError))
+        self.assertTrue(errors[0].check(JobTimeout))
         yield w.shutdown()
         record = json.loads(self.redis.lindex("resque:failed", 0))
-        self.assertEqual(record["exception"], "TimeoutError")
+        self.assertEqual(record["exception"], "JobTimeout")
         self.assertEqual(record["error"], "job ran longer than 30 s")
-        self.assertEqual(error_text(errors[0]), "TimeoutError: job ran longer than 30 s")
+        self.assertEqual(error_text(errors[0]), "JobTimeout: job ran longer than 30 s")
 
 
 class JobTimeoutTests(unittest.TestCase):
