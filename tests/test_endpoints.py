@@ -76,7 +76,12 @@ class Ping(Protocol):
         self.done.callback((self.data, reason))
 
 
-class TLSServerTests(unittest.TestCase):
+class TLSServerCase(unittest.TestCase):
+    """
+    A TLS redis-server (and its plain port) with a CA, a second CA, and a
+    client certificate, all made for the test.
+    """
+
     def setUp(self) -> None:
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -123,6 +128,8 @@ class TLSServerTests(unittest.TestCase):
         self.assertNotIn("\n", message)
         return message
 
+
+class TLSServerTests(TLSServerCase):
     @defer.inlineCallbacks
     def test_verified_with_the_private_ca(self):
         yield self.assertAccepted(self.url(f"ssl_ca_certs={self.ca[1]}"))
@@ -212,6 +219,32 @@ class TLSServerTests(unittest.TestCase):
         self.addCleanup(port.stopListening)
         url = f"rediss://127.0.0.1:{port.getHost().port}/0?ssl_ca_certs={self.ca[1]}"
         yield self.assertRefused(url, "did not answer in TLS", "redis://")
+
+
+class WorkerOverTLSTests(TLSServerCase):
+    todo = (
+        "pace/txredis.py set_keepalive() calls setsockopt on a TLS transport's "
+        "handle, an OpenSSL Connection: every rediss:// connection fails there"
+    )
+
+    @defer.inlineCallbacks
+    def test_a_worker_runs_jobs_over_verified_tls(self):
+        import redis
+
+        import pace
+        from tests.support import payload, until
+
+        plain = redis.Redis(port=self.redis.port)
+        self.addCleanup(plain.close)
+        plain.rpush("resque:queue:q", *[payload("J", i) for i in range(3)])
+        seen = []
+        w = pace.Worker("q", redis_url=self.url(f"ssl_ca_certs={self.ca[1]}"), grace=5)
+        w.start(lambda job: seen.append(job["args"][0]))
+        self.addCleanup(w.shutdown)
+        yield until(lambda: len(seen) == 3, timeout=5)
+        yield w.shutdown()
+        self.assertEqual(sorted(seen), [0, 1, 2])
+        self.assertEqual(plain.get("resque:stat:processed"), b"3")
 
 
 class DescribeTests(unittest.TestCase):
