@@ -9,7 +9,6 @@ the one-line explanations of the real failures of real handshakes.
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 from typing import Any
@@ -223,10 +222,6 @@ class TLSServerTests(TLSServerCase):
 
 
 class WorkerOverTLSTests(TLSServerCase):
-    todo = (
-        "pace/txredis.py set_keepalive() calls setsockopt on a TLS transport's "
-        "handle, an OpenSSL Connection: every rediss:// connection fails there"
-    )
 
     @defer.inlineCallbacks
     def test_a_worker_runs_jobs_over_verified_tls(self):
@@ -245,12 +240,43 @@ class WorkerOverTLSTests(TLSServerCase):
             yield until(lambda: len(seen) == 3, timeout=5)
         finally:
             yield w.shutdown()
-            # While the bug in todo lasts, each connection attempt logs it,
-            # some from Deferreds only collected later: collect them now.
-            gc.collect()
-            self.flushLoggedErrors(AttributeError)
         self.assertEqual(sorted(seen), [0, 1, 2])
         self.assertEqual(plain.get("resque:stat:processed"), b"3")
+
+
+    @defer.inlineCallbacks
+    def test_a_certificate_failure_is_named_in_the_log_once(self):
+        from twisted.logger import globalLogPublisher
+
+        import pace
+        from tests.support import until
+
+        said, attempts, connected = [], [], []
+
+        def observe(event: dict) -> None:
+            text = event.get("log_format", "")
+            if "cannot connect to Redis" in text:
+                said.append(event["why"])
+            elif "unreachable for the" in text and event.get("role") == "commands":
+                attempts.append(event["attempt"])
+            elif "to Redis at" in text and event.get("what") == "connected":
+                connected.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        w = pace.Worker("q", redis_url=self.url(f"ssl_ca_certs={self.other_ca[1]}"), grace=0)
+        w.start(lambda job: None)
+        try:
+            # Every attempt fails the same way: a line the first time only.
+            yield until(lambda: said and len(attempts) >= 2, timeout=15)
+        finally:
+            yield w.shutdown()
+        self.assertIn("certificate", said[0])
+        self.assertIn("ssl_ca_certs", said[0])
+        # Not "connected" and then "could not start": the worker waits.
+        self.assertEqual(connected, [])
+        self.assertEqual(len(set(said)), 1)
+        self.assertLessEqual(len(said), 2)  # once per connection (commands, fetch)
 
 
 class DescribeTests(unittest.TestCase):
