@@ -7,6 +7,7 @@ from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
 from pace.router import JobRouter, UnknownJobClass
+from pace.schedule import enqueue_at, enqueue_in
 from pace.service import PaceService
 from pace.worker import Worker, pause, resume, running_workers
 
@@ -25,6 +26,8 @@ __all__ = [
     "disconnect",
     "enqueue",
     "enqueue_many",
+    "enqueue_at",
+    "enqueue_in",
     "expand_queue_name",
     "namespace",
     "pause",
