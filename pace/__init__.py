@@ -6,6 +6,7 @@ jobs a second from one process.
 from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
+from pace.retry import NoRetry, Retry
 from pace.router import JobRouter, UnknownJobClass
 from pace.schedule import enqueue_at, enqueue_in
 from pace.service import PaceService
@@ -21,7 +22,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "JobRouter",
     "MalformedJob",
+    "NoRetry",
     "PaceService",
+    "Retry",
     "Worker",
     "disconnect",
     "enqueue",
