@@ -286,6 +286,11 @@ def parser() -> argparse.ArgumentParser:
     qc.add_argument("queue")
     qc.add_argument("--yes", action="store_true", help="do not ask")
     qc.set_defaults(fn=cmd_queues_clear)
+
+    # Delayed jobs (issue 14) live in their own module.
+    from pace.scheduled_cli import add_commands
+
+    add_commands(sub)
     return p
 
 

@@ -71,6 +71,14 @@ def delayed_timestamps(payload: str) -> str:
     return namespaced(f"resque:timestamps:{payload}")
 
 
+def namespaced_queue(short_name: str) -> str:
+    """
+    The queue resque-scheduler pushes a due job with ``"queue": short_name``
+    onto.
+    """
+    return namespaced(f"resque:queue:{short_name}")
+
+
 def resque_prefix() -> str:
     """
     ``resque:`` with the namespace in front, for scripts that build keys.

@@ -232,3 +232,21 @@ end
 if n > 0 then redis.call('INCRBY', KEYS[3], n) end
 return n
 """)
+
+# KEYS: the schedule, the timestamp's list, the payload's timestamps set, and
+# for run-now the queue and Resque's queues set. ARGV: timestamp, payload,
+# and for run-now the queue payload and the queue's short name. Takes one
+# delayed job out of the schedule (and pushes it onto its queue); 0 when the
+# job was no longer there (moved or removed meanwhile).
+UNSCHEDULE = Script("""
+if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end
+if redis.call('LPOS', KEYS[2], ARGV[2]) == false then
+  redis.call('SREM', KEYS[3], 'delayed:' .. ARGV[1])
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if #KEYS > 3 then
+  redis.call('RPUSH', KEYS[4], ARGV[3])
+  redis.call('SADD', KEYS[5], ARGV[4])
+end
+return 1
+""")

@@ -202,3 +202,34 @@ def _connection(redis_url: str | None) -> Any:
     from pace.enqueue import _connection as connection
 
     return connection(redis_url)
+
+
+def queue_body(raw: str) -> tuple[str, str] | None:
+    """
+    (queue, Resque payload) of a schedule entry, as the mover's script
+    makes them: the entry without its trailing ``"queue"`` key, byte for
+    byte; the entry as it is when "queue" is elsewhere; None if malformed.
+    """
+    import json
+
+    try:
+        job = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(job, dict):
+        return None
+    queue, klass, args = job.get("queue"), job.get("class"), job.get("args", [])
+    if not (isinstance(queue, str) and queue and isinstance(klass, str) and klass):
+        return None
+    if not isinstance(args, (list, dict)):
+        return None
+    at = raw.rfind(',"queue":')
+    if at >= 0:
+        body = raw[:at] + "}"
+        try:
+            rest, left = json.loads("{" + raw[at + 1 :]), json.loads(body)
+        except ValueError:
+            return queue, raw
+        if rest == {"queue": queue} and isinstance(left, dict) and "queue" not in left:
+            return queue, body
+    return queue, raw
