@@ -188,3 +188,35 @@ def with_attempts(record: str, attempts: int) -> str:
     data = json.loads(record)
     data["attempts"] = attempts
     return json.dumps(data)
+
+
+def policy_for(handler: Any, job: dict | None, default: Retry | None) -> Retry | None:
+    """
+    The policy for ``job``: its class's, where the handler (a JobRouter)
+    has one, else the worker's.
+    """
+    if job is not None:
+        per_class = getattr(handler, "retry_for", None)
+        if per_class is not None:
+            policy = per_class(job["class"])
+            if policy is not None:
+                return policy
+    return default
+
+
+def judge(policy: Retry | None, failure: Failure, job: dict | None) -> float | None:
+    """
+    Mark ``failure`` for error hooks (``pace_attempt``, ``pace_last_attempt``,
+    and ``pace_retry_in`` seconds when it runs again) and return the delay
+    before the next attempt, or None when this attempt was the last.
+    Malformed payloads (no ``job``) are never retried.
+    """
+    attempt = attempt_of(job)
+    failure.pace_attempt = attempt  # type: ignore[attr-defined]
+    failure.pace_last_attempt = True  # type: ignore[attr-defined]
+    if policy is None or job is None or not policy.retries(failure, attempt):
+        return None
+    delay = policy.delay(attempt)
+    failure.pace_last_attempt = False  # type: ignore[attr-defined]
+    failure.pace_retry_in = delay  # type: ignore[attr-defined]
+    return delay

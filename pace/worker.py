@@ -26,8 +26,10 @@ from pace.connection import CONNECTION_ERRORS, RedisConnection
 from pace.failures import error_text, failure_record
 from pace.fetch import Fetcher
 from pace.hooks import Hooks, scoped
+from pace.mover import Mover
 from pace.payload import MalformedJob, as_text, decode
 from pace.registry import Registry
+from pace.retry import Retry, judge, policy_for, schedule_retry, with_attempts
 from pace.throttle import Throttle
 from pace.throughput import ThroughputLog
 
@@ -66,6 +68,7 @@ class Worker:
         burst: bool = False,
         log_interval: float | None = 60,
         clock: Any = None,
+        retry: Retry | None = None,
     ):
         names = _queue_names(queue)
         if type(concurrency) is not int or concurrency < 1:
@@ -122,6 +125,11 @@ class Worker:
         self._stop_waiters: list[defer.Deferred] = []
         self._outcome: Any = None
         self._start_done: defer.Deferred | None = None
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"retry must be a pace.Retry, not {retry!r}")
+        #: The retry policy for every job (a JobRouter's per-class ones win).
+        self.retry = retry
+        self._mover: Mover | None = None
         self._hooks.run("initialize", self.queue)
 
     def __repr__(self) -> str:
@@ -206,6 +214,9 @@ class Worker:
             busy=lambda: self.in_flight,
         )
         yield self._registry.start()
+        # Every worker helps move due delayed jobs (pace.mover).
+        self._mover = Mover(self._commands, self._clock, self.id)
+        self._mover.start()
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
             id=self.id,
@@ -444,11 +455,42 @@ class Worker:
         )
         # For error hooks that report where a job came from (pace.sentry).
         failure.pace_queue = short_queue_name(queue)  # type: ignore[attr-defined]
+        policy = policy_for(self._handler, job, self.retry)
+        delay = judge(policy, failure, job)
+        if delay is not None:
+            self._retry_later(qi, raw, job, delay)  # type: ignore[arg-type]
+            self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+            return
         record = None
         if self.record_failures:
             record = failure_record(raw, failure, self.id, short_queue_name(queue), job)
+            if policy is not None:
+                record = with_attempts(record, failure.pace_attempt)  # type: ignore[attr-defined]
         self._books.settled(qi, raw, failed=True, record=record)
         self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+
+    def _retry_later(self, qi: int, raw: bytes, job: dict, delay: float) -> None:
+        # Retries (pace.retry): the next attempt goes into the schedule; in
+        # reliable mode this attempt is acknowledged in the same step, and
+        # if that cannot be written it stays in the processing list.
+        queue = short_queue_name(self.queues[qi])
+        ack = (self._processing[qi], self.id, raw) if self._processing is not None else None
+        d = schedule_retry(self._commands, self._clock, job, queue, delay, ack)
+        if ack is None:
+            d.addCallbacks(
+                lambda _: self._books.settled(qi, raw), self._retry_lost, (), None, (qi, raw, job)
+            )
+        else:
+            d.addErrback(lambda f: None)  # logged by schedule_retry
+        self._hold_slot(d)
+
+    def _retry_lost(self, failure: Failure, qi: int, raw: bytes, job: dict) -> None:
+        # At most once (reliable=False): a retry that cannot be scheduled
+        # fails the job for good rather than dropping it silently.
+        record = None
+        if self.record_failures:
+            record = failure_record(raw, failure, self.id, short_queue_name(self.queues[qi]), job)
+        self._books.settled(qi, raw, failed=True, record=record)
 
     def _report_error(self, json: str | None, failure: Failure) -> None:
         self._hooks.run("error", json, failure)
@@ -560,6 +602,8 @@ class Worker:
             self._throttle.stop()
         if self._throughput is not None:
             self._throughput.stop()
+        if self._mover is not None:
+            yield self._bounded(self._mover.stop(), "stopping the delayed-job mover")
         self._interrupt_fetch()
         if self._loop is not None:
             # A fetch already sent is waited for (it was unblocked): its jobs

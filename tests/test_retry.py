@@ -116,3 +116,159 @@ class ScheduleRetryTests(RedisTestCase):
             self.redis.lrange("resque:queue:q", 0, -1),
             ['{"class":"J","args":[1],"pace_attempt":2}'],
         )
+
+
+class Flaky:
+    """
+    A handler failing its first ``failures`` runs of each job.
+    """
+
+    def __init__(self, failures: int, exc: type[BaseException] = ConnectionError):
+        self.failures = failures
+        self.exc = exc
+        self.runs: list[dict] = []
+
+    def __call__(self, job: dict) -> None:
+        self.runs.append(job)
+        if len(self.runs) <= self.failures:
+            raise self.exc(f"run {len(self.runs)} failed")
+
+
+class RetryWorkerTests(RedisTestCase):
+    """
+    A real worker on the real Redis, its clock (retry times, the mover) a
+    Clock moved by hand, late and unevenly.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock = task.Clock()
+        self.clock.advance(2000000000.7)
+        self.errors: list[tuple[int, bool, float | None]] = []
+
+    def start(self, handler, **kw) -> pace.Worker:
+        w = self.worker(clock=self.clock, log_interval=None, **kw)
+        w.add_hook(
+            "error",
+            lambda raw, f: self.errors.append(
+                (f.pace_attempt, f.pace_last_attempt, getattr(f, "pace_retry_in", None))
+            ),
+        )
+        self.started(w, handler)
+        return w
+
+    @defer.inlineCallbacks
+    def run_until(self, predicate, step: float = 0.6) -> defer.Generator:
+        from tests.support import until
+
+        def advanced():
+            self.clock.advance(step)
+            return predicate()
+
+        yield until(advanced, timeout=20, interval=0.01)
+
+    @defer.inlineCallbacks
+    def test_fails_twice_then_succeeds(self):
+        handler = Flaky(2)
+        w = self.start(handler, retry=pace.Retry(attempts=5, base=2, jitter=False))
+        yield pace.enqueue("q", "Job", 7, redis_url=self.url)
+        yield self.run_until(lambda: len(handler.runs) == 3 and not w.in_flight)
+        self.assertEqual([j.get("pace_attempt", 1) for j in handler.runs], [1, 2, 3])
+        self.assertEqual([j["args"] for j in handler.runs], [[7]] * 3)
+        self.assertEqual(self.errors, [(1, False, 2.0), (2, False, 4.0)])
+        yield w.shutdown()
+        self.assertEqual(self.redis.llen("resque:failed"), 0)
+        self.assertEqual(self.redis.get("resque:stat:processed"), "3")
+        self.assertIsNone(self.redis.get("resque:stat:failed"))
+        self.assertEqual(self.redis.keys("resque:delayed*"), [])
+        self.assertEqual(self.redis.keys("resque:pace:processing:*"), [])
+
+    @defer.inlineCallbacks
+    def test_always_fails_records_once_with_the_count(self):
+        handler = Flaky(100)
+        w = self.start(handler, retry=pace.Retry(attempts=4, base=1, max_delay=3, jitter=False))
+        yield pace.enqueue("q", "Job", "x", redis_url=self.url)
+        yield self.run_until(lambda: self.redis.llen("resque:failed") == 1)
+        # Nothing more is run or recorded.
+        yield self.run_until(lambda: True, step=30)
+        yield w.shutdown()
+        self.assertEqual(len(handler.runs), 4)
+        self.assertEqual(
+            [e[:2] for e in self.errors], [(1, False), (2, False), (3, False), (4, True)]
+        )
+        self.assertEqual([e[2] for e in self.errors], [1.0, 2.0, 3.0, None])
+        [record] = [json.loads(r) for r in self.redis.lrange("resque:failed", 0, -1)]
+        self.assertEqual(record["attempts"], 4)
+        self.assertEqual(record["payload"], {"class": "Job", "args": ["x"], "pace_attempt": 4})
+        self.assertEqual(record["exception"], "ConnectionError")
+        self.assertEqual(self.redis.get("resque:stat:failed"), "1")
+        self.assertEqual(self.redis.get("resque:stat:processed"), "4")
+
+    @defer.inlineCallbacks
+    def test_retry_times_follow_the_backoff(self):
+        handler = Flaky(100)
+        self.start(handler, retry=pace.Retry(attempts=3, base=10, factor=3, jitter=False))
+        yield pace.enqueue("q", "Job", redis_url=self.url)
+        t0 = self.clock.seconds()
+        yield self.run_until(lambda: len(handler.runs) == 1, step=0)
+        yield self.run_until(lambda: self.redis.zcard("resque:delayed_queue_schedule") == 1, step=0)
+        self.assertEqual(
+            self.redis.zrange("resque:delayed_queue_schedule", 0, -1), [str(int(t0) + 11)]
+        )
+        yield self.run_until(lambda: len(handler.runs) == 2, step=0.5)
+        # Never early: attempt 2 ran once the clock passed its timestamp.
+        self.assertGreaterEqual(self.clock.seconds(), t0 + 10)
+
+    @defer.inlineCallbacks
+    def test_no_retry_and_retry_on(self):
+        router = pace.JobRouter()
+        runs = []
+
+        @router.job("Refuse")
+        def refuse():
+            runs.append("refuse")
+            raise pace.NoRetry("bad input: retrying will not help")
+
+        @router.job("Odd", retry=pace.Retry(attempts=3, retry_on=(ConnectionError,)))
+        def odd():
+            runs.append("odd")
+            raise ValueError("not retried")
+
+        w = self.start(router, retry=pace.Retry(attempts=3))
+        yield pace.enqueue("q", "Refuse", redis_url=self.url)
+        yield pace.enqueue("q", "Odd", redis_url=self.url)
+        self.push("q", "malformed")
+        yield self.run_until(lambda: self.redis.llen("resque:failed") == 3)
+        yield w.shutdown()
+        self.assertEqual(runs, ["refuse", "odd"])
+        self.assertEqual([e[:2] for e in self.errors], [(1, True)] * 3)
+        records = [json.loads(r) for r in self.redis.lrange("resque:failed", 0, -1)]
+        self.assertEqual([r["attempts"] for r in records[:2]], [1, 1])
+        self.assertEqual(records[2]["exception"], "MalformedJob")
+
+    @defer.inlineCallbacks
+    def test_timeouts_are_retried(self):
+        runs = []
+
+        def hang(job):
+            runs.append(job)
+            return defer.Deferred()
+
+        w = self.start(hang, job_timeout=5, retry=pace.Retry(attempts=2, base=1, jitter=False))
+        yield pace.enqueue("q", "Slow", redis_url=self.url)
+        yield self.run_until(lambda: self.redis.llen("resque:failed") == 1, step=2)
+        yield w.shutdown()
+        self.assertEqual(len(runs), 2)
+        record = json.loads(self.redis.lindex("resque:failed", 0))
+        self.assertEqual(record["exception"], "TimeoutError")
+        self.assertEqual(record["attempts"], 2)
+
+    @defer.inlineCallbacks
+    def test_not_reliable_mode(self):
+        handler = Flaky(1)
+        w = self.start(handler, reliable=False, retry=pace.Retry(attempts=2, base=1, jitter=False))
+        yield pace.enqueue("q", "Job", redis_url=self.url)
+        yield self.run_until(lambda: len(handler.runs) == 2 and not w.in_flight)
+        yield w.shutdown()
+        self.assertEqual(self.redis.get("resque:stat:processed"), "2")
+        self.assertEqual(self.redis.llen("resque:failed"), 0)
