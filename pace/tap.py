@@ -63,6 +63,8 @@ class Options(usage.Options):
         ["metrics-port", None, None, "serve Prometheus metrics on this port"],
         ["heartbeat-ttl", None, "30", "seconds without a heartbeat before a worker counts as dead"],
         ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
+        # Retries (issue 14).
+        ["retry", None, None, "retry a failed job N times after its first run (jittered backoff)"],
     ]
 
     def __init__(self) -> None:
@@ -100,6 +102,9 @@ class Options(usage.Options):
         self["metrics-port"] = _number("metrics-port", self["metrics-port"], int, 0)
         self["heartbeat-ttl"] = _number("heartbeat-ttl", self["heartbeat-ttl"], strict=True)
         self["log-interval"] = _number("log-interval", self["log-interval"]) or None
+        # Retries (issue 14): N retries after the first run.
+        retries = _number("retry", self["retry"], int, 0)
+        self["retry"] = pace.Retry(attempts=retries + 1) if retries else None
 
 
 def makeService(options: Options) -> IService:
@@ -119,6 +124,7 @@ def makeService(options: Options) -> IService:
         record_failures=not options["no-failure-records"],
         heartbeat_ttl=options["heartbeat-ttl"],
         log_interval=options["log-interval"],
+        retry=options["retry"],
     )
     top = MultiService()
     PaceService(worker, options["handler"]).setServiceParent(top)

@@ -128,6 +128,31 @@ class OptionsTests(RedisTestCase):
         )
         self.assert_usage_error(["scheme"], "--queue", "q", *h, "--redis-url", "http://u:pw@h")
 
+    def test_retry_means_retries_after_the_first_run(self):
+        o = parse("--queue", "q", "--handler", "tests.test_tap.handler", "--retry", "3")
+        self.assertEqual(o["retry"].attempts, 4)
+        self.assertEqual(tap.makeService(o).services[0].worker.retry.attempts, 4)
+        o = parse("--queue", "q", "--handler", "tests.test_tap.handler", "--retry", "0")
+        self.assertIsNone(o["retry"])
+        self.assert_usage_error(
+            ["--retry", ">= 0"],
+            "--queue",
+            "q",
+            "--handler",
+            "tests.test_tap.handler",
+            "--retry",
+            "-1",
+        )
+        self.assert_usage_error(
+            ["--retry", "number"],
+            "--queue",
+            "q",
+            "--handler",
+            "tests.test_tap.handler",
+            "--retry",
+            "x",
+        )
+
     def test_make_service(self):
         o = parse(
             "--queue",
