@@ -5,10 +5,14 @@ resque-scheduler writes it, the encoding byte for byte, timestamps rounded up.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import subprocess
 from datetime import datetime, timedelta, timezone
 
-from twisted.internet import defer
+from twisted.internet import defer, task, threads
 from twisted.trial import unittest
 
 import pace
@@ -129,3 +133,62 @@ class EncodingTests(unittest.TestCase):
         }
         for value, ruby in cases.items():
             self.assertEqual(ruby_float(value), ruby, value)
+
+
+def _ruby_scheduler_missing() -> str | None:
+    for name in ("PACE_RESQUE_SRC", "PACE_RESQUE_SCHEDULER_SRC"):
+        if not os.path.isdir(os.path.join(os.environ.get(name, "/nonexistent"), "lib")):
+            return f"${name} does not name a source checkout (resque 2.7, resque-scheduler 5)"
+    if shutil.which("ruby") is None:
+        return "needs ruby"
+    libs = ("redis", "redis-namespace", "mono_logger", "multi_json")
+    if subprocess.run(
+        ["ruby", "-e", "; ".join(f'require "{x}"' for x in libs)], capture_output=True
+    ).returncode:
+        return "needs ruby with " + ", ".join(libs)
+    return None
+
+
+class RubySchedulerInteropTests(RedisTestCase):
+    skip = _ruby_scheduler_missing()
+
+    @defer.inlineCallbacks
+    def test_both_ways(self):
+        from pace.config import resolve_redis_url
+        from pace.connection import RedisConnection
+        from pace.mover import Mover
+
+        t = 2000000000
+        yield pace.enqueue_at(t + 200, "q", "PaceJob", 2, "/é", redis_url=self.url)
+        yield pace.enqueue_at(t + 200, "q", "PaceJob", 9, redis_url=self.url)
+        yield pace.enqueue_at(t + 50, "early", "Early", [1.0e20], {"a": None}, redis_url=self.url)
+        script = os.path.join(os.path.dirname(__file__), "ruby", "scheduler_interop.rb")
+        out = yield threads.deferToThread(
+            subprocess.run,
+            ["ruby", script, str(self.server.port), str(t)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        ruby = json.loads(out.stdout.splitlines()[-1])
+        # Ruby finds and removes Pace's job by its exact string.
+        self.assertEqual(ruby["scheduled_at"], [t + 200])
+        self.assertTrue(ruby["delayed"])
+        self.assertEqual(ruby["count"], 3)
+        self.assertEqual(ruby["removed"], 1)
+        # Ruby's scheduler moved Pace's due job as Pace would.
+        self.assertEqual(ruby["moved_by_ruby"], ['{"class":"Early","args":[[1.0e+20],{"a":null}]}'])
+        # Pace moves Ruby's jobs, byte for byte the payloads Ruby enqueues.
+        conn = RedisConnection(resolve_redis_url(self.url), "test")
+        self.addCleanup(conn.disconnect)
+        clock = task.Clock()
+        clock.advance(t + 250)
+        yield Mover(conn, clock).move_once()
+        self.assertEqual(
+            self.redis.lrange("resque:queue:q", 0, -1),
+            [ruby["ruby_payloads"][0], '{"class":"PaceJob","args":[9]}'],
+        )
+        self.assertEqual(self.redis.lrange("resque:queue:other", 0, -1), [ruby["ruby_payloads"][1]])
+        self.assertEqual(self.redis.zcard("resque:delayed_queue_schedule"), 0)
+        self.assertEqual(self.redis.keys("resque:timestamps:*"), [])
