@@ -104,6 +104,8 @@ class Mover:
             self._later(math.floor(now) + 1 + self._offset - now)
 
     def _failed(self, failure: Failure) -> None:
+        if self._stopped:
+            return  # the connection closing at shutdown
         log.warn(
             "pace: moving due delayed jobs failed ({error}); trying again in {delay}s",
             error=failure.getErrorMessage(),

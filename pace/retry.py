@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pace import keys, schedule
+from pace.failures import ShutdownDeadline
 from pace.payload import MalformedJob
 
 log = Logger()
@@ -102,7 +103,7 @@ class Retry:
         """
         if attempt >= self.attempts:
             return False
-        if failure.check(NoRetry, MalformedJob):
+        if failure.check(NoRetry, MalformedJob, ShutdownDeadline):
             return False
         return failure.check(*self.retry_on) is not None
 
@@ -220,3 +221,71 @@ def judge(policy: Retry | None, failure: Failure, job: dict | None) -> float | N
     failure.pace_last_attempt = False  # type: ignore[attr-defined]
     failure.pace_retry_in = delay  # type: ignore[attr-defined]
     return delay
+
+
+class Retrier:
+    """
+    The worker side of retries, for `pace.processor`: on a failed attempt,
+    schedule the next one (and acknowledge this one) or let the failure be
+    recorded, with the attempt count.
+    """
+
+    def __init__(
+        self,
+        policy: Retry | None,
+        conn: Any,
+        processing: list[str] | None,
+        worker_id: str,
+        short_queues: list[str],
+        books: Any,
+        clock: Any,
+        handler: Any = None,
+    ):
+        self.policy = policy
+        self.handler = handler
+        self._conn = conn
+        self._processing = processing
+        self._worker = worker_id
+        self._short = short_queues
+        self._books = books
+        self._clock = clock
+
+    def retry(self, qi: int, raw: bytes, job: dict | None, failure: Failure) -> Any:
+        """
+        A Deferred (the retry being written) when the attempt runs again,
+        else None. Marks ``failure`` for the error hooks either way.
+        """
+        policy = policy_for(self.handler, job, self.policy)
+        delay = judge(policy, failure, job)
+        if delay is None:
+            return None
+        assert job is not None
+        queue = self._short[qi]
+        ack = (self._processing[qi], self._worker, raw) if self._processing is not None else None
+        d = schedule_retry(self._conn, self._clock, job, queue, delay, ack)
+        if ack is None:
+            d.addCallbacks(
+                lambda _: self._books.settled(qi, raw), self._lost, (), None, (qi, raw, job)
+            )
+        else:
+            # Logged by schedule_retry; the attempt stays in the processing
+            # list and runs again once reclaimed.
+            d.addErrback(lambda f: None)
+        return d
+
+    def _lost(self, failure: Failure, qi: int, raw: bytes, job: dict) -> None:
+        # At most once (reliable=False): a retry that cannot be scheduled
+        # fails the job for good rather than dropping it silently.
+        from pace.failures import failure_record
+
+        record = failure_record(raw, failure, self._worker, self._short[qi], job)
+        self._books.settled(qi, raw, failed=True, record=record)
+
+    def annotate(self, record: str, job: dict | None, failure: Failure) -> str:
+        """
+        The failure record of a last attempt, with ``"attempts"`` when a
+        policy applied.
+        """
+        if policy_for(self.handler, job, self.policy) is None:
+            return record
+        return with_attempts(record, getattr(failure, "pace_attempt", attempt_of(job)))

@@ -260,7 +260,7 @@ class RetryWorkerTests(RedisTestCase):
         yield w.shutdown()
         self.assertEqual(len(runs), 2)
         record = json.loads(self.redis.lindex("resque:failed", 0))
-        self.assertEqual(record["exception"], "TimeoutError")
+        self.assertEqual(record["exception"], "JobTimeout")
         self.assertEqual(record["attempts"], 2)
 
     @defer.inlineCallbacks
