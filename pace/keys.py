@@ -63,7 +63,7 @@ def delayed_schedule() -> str:
     return namespaced("resque:delayed_queue_schedule")
 
 
-def delayed_list(timestamp: int) -> str:
+def delayed_list(timestamp: int | str) -> str:
     return namespaced(f"resque:delayed:{timestamp}")
 
 

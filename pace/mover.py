@@ -79,7 +79,12 @@ class Mover:
         if running is None:
             return defer.succeed(None)
         done: defer.Deferred = defer.Deferred()
-        running.addBoth(lambda r: (done.callback(None), r)[1])
+
+        def settled(result: Any) -> Any:
+            done.callback(None)
+            return result
+
+        running.addBoth(settled)
         return done
 
     def _later(self, delay: float) -> None:

@@ -265,7 +265,7 @@ class Retrier:
         d = schedule_retry(self._conn, self._clock, job, queue, delay, ack)
         if ack is None:
             d.addCallbacks(
-                lambda _: self._books.settled(qi, raw), self._lost, (), None, (qi, raw, job)
+                lambda _: self._books.settled(qi, raw), self._lost, errbackArgs=(qi, raw, job)
             )
         else:
             # Logged by schedule_retry; the attempt stays in the processing

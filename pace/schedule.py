@@ -47,9 +47,9 @@ def enqueue_in(
         return defer.fail(TypeError(f"seconds must be a number, not {seconds!r}"))
     if not math.isfinite(seconds) or seconds < 0:
         return defer.fail(ValueError(f"seconds must be a finite number >= 0, not {seconds!r}"))
-    from twisted.internet import reactor
+    import time
 
-    return enqueue_at(reactor.seconds() + seconds, queue, klass, *args, redis_url=redis_url)
+    return enqueue_at(time.time() + seconds, queue, klass, *args, redis_url=redis_url)
 
 
 def push(conn: Any, timestamp: int, payload: str, ack: tuple | None = None) -> defer.Deferred:

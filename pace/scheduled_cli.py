@@ -51,7 +51,7 @@ def cmd_scheduled_list(r: Any, args: argparse.Namespace, out: Any) -> int:
     from rich.table import Table
 
     stamps = r.zrange(keys.delayed_schedule(), 0, -1)
-    rows = []
+    rows: list[tuple[str, int, str]] = []
     for ts in stamps:
         if len(rows) >= args.count:
             break
