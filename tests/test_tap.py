@@ -170,11 +170,22 @@ class PackagingTests(unittest.TestCase):
         # A plain `pip install txpace` must put the plugin where Twisted
         # looks, and never an __init__.py that would shadow Twisted's own.
         import glob
+        import shutil
         import zipfile
 
         out = os.path.abspath(self.mktemp())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, root]
+        # Built from a clean copy: a build/ left in the checkout would
+        # supply modules that setup.cfg forgets to list.
+        clean = os.path.abspath(self.mktemp())
+        shutil.copytree(
+            root,
+            clean,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "build", "dist", "_trial_temp*", "*.egg-info", "_build", ".*"
+            ),
+        )
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, clean]
         built = subprocess.run(cmd, capture_output=True, text=True)
         self.assertEqual(built.returncode, 0, built.stderr[-3000:])
         [wheel] = glob.glob(os.path.join(out, "txpace-*.whl"))
