@@ -1,27 +1,21 @@
 """
-Tests for `pace scheduled list|remove|run-now` against the private Redis.
+Tests for ``pace scheduled list|remove|run-now`` (pace/cli/scheduled.py)
+against the private Redis.
 """
 
 from __future__ import annotations
 
-import io
+import json
 
-from rich.console import Console
 from twisted.internet import defer
 
 import pace
-from pace import cli
-from tests.support import RedisTestCase
+from tests.cli_support import CLITestCase
 
 TS = 2000000000
 
 
-class ScheduledCLITests(RedisTestCase):
-    def pace(self, *argv: str) -> tuple[int, str]:
-        buffer = io.StringIO()
-        code = cli.main(["--redis-url", self.url, *argv], Console(file=buffer, width=240))
-        return code, buffer.getvalue()
-
+class ScheduledTests(CLITestCase):
     @defer.inlineCallbacks
     def schedule(self) -> defer.Generator:
         yield pace.enqueue_at(TS, "mail", "SendEmail", "a@b.c", redis_url=self.url)
@@ -41,6 +35,20 @@ class ScheduledCLITests(RedisTestCase):
         code, out = self.pace("scheduled", "list", "--count", "1")
         self.assertIn("Delayed jobs (3)", out)
         self.assertNotIn("Charge", out)
+        code, out = self.pace("scheduled", "list", "--json")
+        data = json.loads(out)
+        self.assertEqual(data["total"], 3)
+        self.assertEqual(
+            data["jobs"][2],
+            {
+                "id": f"{TS + 60}:0",
+                "due": "2033-05-18T03:34:20Z",
+                "queue": "billing",
+                "class": "Charge",
+                "args": [42],
+                "attempt": 1,
+            },
+        )
 
     @defer.inlineCallbacks
     def test_remove_keeps_the_layout_consistent(self):
@@ -57,6 +65,7 @@ class ScheduledCLITests(RedisTestCase):
         self.assertEqual(code, 1)
         self.assertIn("no delayed job", out)
         self.assertIn("is not TIMESTAMP:INDEX", out)
+        self.assertNotIn("Traceback", out)
 
     @defer.inlineCallbacks
     def test_run_now(self):
@@ -70,9 +79,12 @@ class ScheduledCLITests(RedisTestCase):
         self.assertEqual(self.redis.zrange("resque:delayed_queue_schedule", 0, -1), [str(TS)])
         self.assertEqual(self.redis.llen(f"resque:delayed:{TS}"), 2)
 
-    def test_run_now_refuses_malformed(self):
+    def test_malformed_entries(self):
         self.redis.rpush(f"resque:delayed:{TS}", "garbage")
         self.redis.zadd("resque:delayed_queue_schedule", {str(TS): TS})
+        code, out = self.pace("scheduled", "list")
+        self.assertEqual(code, 0, out)
+        self.assertIn("(malformed)", out)
         code, out = self.pace("scheduled", "run-now", f"{TS}:0")
         self.assertEqual(code, 1)
         self.assertIn("malformed", out)
