@@ -20,24 +20,38 @@ from pace.config import expand_queue_name, namespaced, short_queue_name
 
 
 def enqueue_at(
-    when: float | datetime, queue: str, klass: str, *args: Any, redis_url: str | None = None
+    when: float | datetime,
+    queue: str,
+    klass: str,
+    *args: Any,
+    redis_url: str | None = None,
+    timeout: float | None = None,
 ) -> defer.Deferred:
     """
     Schedule a job for Resque class ``klass`` with ``args`` to be pushed onto
     ``queue`` at ``when``: a UNIX time or an aware `datetime`. Its timestamp
     is ``when`` rounded up to the second, so it never runs early. Fires with
-    that timestamp.
+    that timestamp, or fails as `pace.enqueue` does (`pace.EnqueueError`
+    within ``timeout`` seconds).
     """
+    from pace.enqueue import _bounded
+
     try:
         timestamp = timestamp_of(when)
         payload = delayed_payload(klass, args, queue_short_name(queue))
     except (TypeError, ValueError) as e:
         return defer.fail(e)
-    return push(_connection(redis_url), timestamp, payload)
+    conn = _connection(redis_url)
+    return _bounded(conn, [push(conn, timestamp, payload)], timeout)
 
 
 def enqueue_in(
-    seconds: float, queue: str, klass: str, *args: Any, redis_url: str | None = None
+    seconds: float,
+    queue: str,
+    klass: str,
+    *args: Any,
+    redis_url: str | None = None,
+    timeout: float | None = None,
 ) -> defer.Deferred:
     """
     `enqueue_at` ``seconds`` from now (this process's clock, as Ruby's
@@ -49,7 +63,9 @@ def enqueue_in(
         return defer.fail(ValueError(f"seconds must be a finite number >= 0, not {seconds!r}"))
     import time
 
-    return enqueue_at(time.time() + seconds, queue, klass, *args, redis_url=redis_url)
+    return enqueue_at(
+        time.time() + seconds, queue, klass, *args, redis_url=redis_url, timeout=timeout
+    )
 
 
 def push(conn: Any, timestamp: int, payload: str, ack: tuple | None = None) -> defer.Deferred:

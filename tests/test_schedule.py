@@ -90,6 +90,27 @@ class LayoutTests(RedisTestCase):
         self.assertEqual(self.redis.keys("*"), [])
 
 
+class BoundedTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_frozen_redis_fails_in_bounded_time(self):
+        import signal
+
+        from pace.redisserver import RedisServer
+
+        own = RedisServer().start()
+        self.addCleanup(own.cleanup)
+        os.kill(own.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, own.process.pid, signal.SIGCONT)
+        from twisted.internet import reactor
+
+        t0 = reactor.seconds()
+        with self.assertRaisesRegex(pace.EnqueueError, "Redis at redis://127.0.0.1"):
+            yield pace.enqueue_in(60, "q", "Job", redis_url=own.url, timeout=0.5)
+        self.assertLess(reactor.seconds() - t0, 5)
+        with self.assertRaises(pace.EnqueueError):
+            yield pace.enqueue("q", "Job", redis_url=own.url, timeout=0.5)
+
+
 class EncodingTests(unittest.TestCase):
     def test_timestamps_round_up(self):
         self.assertEqual(timestamp_of(100), 100)
