@@ -236,13 +236,17 @@ class Retrier:
         conn: Any,
         processing: list[str] | None,
         worker_id: str,
-        short_queues: list[str],
+        short_queues: list[str | None],
         books: Any,
         clock: Any,
         handler: Any = None,
     ):
         self.policy = policy
         self.handler = handler
+        # Retries go through resque-scheduler's schedule, which only knows
+        # Resque queues (resque:queue:<name>); jobs of other queues fail.
+        self._resque = [q is not None for q in short_queues]
+        short_queues = [q or "" for q in short_queues]
         self._conn = conn
         self._processing = processing
         self._worker = worker_id
@@ -256,6 +260,8 @@ class Retrier:
         else None. Marks ``failure`` for the error hooks either way.
         """
         policy = policy_for(self.handler, job, self.policy)
+        if not self._resque[qi]:
+            policy = None
         delay = judge(policy, failure, job)
         if delay is None:
             return None
@@ -287,5 +293,7 @@ class Retrier:
         policy applied.
         """
         if policy_for(self.handler, job, self.policy) is None:
+            return record
+        if not hasattr(failure, "pace_attempt"):
             return record
         return with_attempts(record, getattr(failure, "pace_attempt", attempt_of(job)))

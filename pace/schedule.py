@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet import defer
 
 from pace import keys, lua
-from pace.config import expand_queue_name, namespaced, short_queue_name
+from pace.config import expand_queue_name, namespaced
 
 
 def enqueue_at(
@@ -112,13 +112,22 @@ def queue_short_name(queue: str) -> str:
     The name a delayed payload carries: resque-scheduler pushes due jobs
     onto ``resque:queue:<name>``, so only such queues can be scheduled into.
     """
-    key = expand_queue_name(queue)
-    if not key.startswith(namespaced("resque:queue:")):
+    short = resque_short_name(expand_queue_name(queue))
+    if short is None:
         raise ValueError(
             f"{queue!r} is not a Resque queue (resque:queue:<name>): "
             "delayed jobs can only go to Resque queues"
         )
-    return short_queue_name(key)
+    return short
+
+
+def resque_short_name(key: str) -> str | None:
+    """
+    The short name of an expanded queue key under ``resque:queue:``, or
+    None for a queue that is a whole key of its own.
+    """
+    prefix = namespaced("resque:queue:")
+    return key[len(prefix) :] if key.startswith(prefix) and len(key) > len(prefix) else None
 
 
 def delayed_payload(klass: str, args: Any, queue: str, extra: dict | None = None) -> str:

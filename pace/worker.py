@@ -32,6 +32,7 @@ from pace.mover import Mover
 from pace.processor import Handler, Processor
 from pace.registry import Registry
 from pace.retry import Retrier, Retry
+from pace.schedule import resque_short_name
 from pace.throttle import Throttle
 from pace.throughput import ThroughputLog
 
@@ -107,6 +108,13 @@ class Worker:
         self._observer: Any = None
         if retry is not None and not isinstance(retry, Retry):
             raise TypeError(f"retry must be a pace.Retry, not {retry!r}")
+        if retry is not None:
+            for name in names:
+                if resque_short_name(expand_queue_name(name)) is None:
+                    raise ValueError(
+                        f"retry= needs Resque queues (resque:queue:<name>), and {name!r} "
+                        "is a whole key: retries go through resque-scheduler's schedule"
+                    )
         #: The retry policy for every job (a JobRouter's per-class ones win).
         self.retry = retry
         self._life = Lifecycle(self, self._clock, reactor)
@@ -253,7 +261,7 @@ class Worker:
             commands,
             processing,
             self.id,
-            [short_queue_name(q) for q in self.queues],
+            [resque_short_name(q) for q in self.queues],
             books,
             clock,
             handler,

@@ -146,8 +146,8 @@ class RetryWorkerTests(RedisTestCase):
         self.clock.advance(2000000000.7)
         self.errors: list[tuple[int, bool, float | None]] = []
 
-    def start(self, handler, **kw) -> pace.Worker:
-        w = self.worker(clock=self.clock, log_interval=None, **kw)
+    def start(self, handler, queue="q", **kw) -> pace.Worker:
+        w = self.worker(queue, clock=self.clock, log_interval=None, **kw)
         w.add_hook(
             "error",
             lambda raw, f: self.errors.append(
@@ -262,6 +262,31 @@ class RetryWorkerTests(RedisTestCase):
         record = json.loads(self.redis.lindex("resque:failed", 0))
         self.assertEqual(record["exception"], "JobTimeout")
         self.assertEqual(record["attempts"], 2)
+
+    @defer.inlineCallbacks
+    def test_namespaced(self):
+        pace.namespace = "ns"
+        handler = Flaky(1)
+        w = self.start(handler, retry=pace.Retry(attempts=2, base=1, jitter=False))
+        yield pace.enqueue("q", "Job", redis_url=self.url)
+        yield self.run_until(lambda: len(handler.runs) == 2 and not w.in_flight)
+        yield w.shutdown()
+        self.assertEqual(handler.runs[1]["pace_attempt"], 2)
+        self.assertEqual(self.redis.get("ns:resque:stat:processed"), "2")
+        self.assertEqual(self.redis.keys("resque:*"), [])
+
+    @defer.inlineCallbacks
+    def test_whole_key_queues_cannot_retry(self):
+        with self.assertRaisesRegex(ValueError, "retry= needs Resque queues"):
+            self.worker("my:own:list", retry=pace.Retry())
+        router = pace.JobRouter()
+        router.job("Job", retry=pace.Retry(attempts=3))(Flaky(100))
+        w = self.start(router, queue="my:own:list")
+        self.redis.rpush("my:own:list", '{"class":"Job","args":[]}')
+        yield self.run_until(lambda: self.redis.llen("resque:failed") == 1)
+        yield w.shutdown()
+        self.assertEqual(self.errors, [(1, True, None)])
+        self.assertEqual(self.redis.zcard("resque:delayed_queue_schedule"), 0)
 
     @defer.inlineCallbacks
     def test_not_reliable_mode(self):
