@@ -4,7 +4,7 @@ jobs a second from one process.
 """
 
 from pace.config import expand_queue_name, resolve_redis_url
-from pace.enqueue import disconnect, enqueue, enqueue_many
+from pace.enqueue import EnqueueError, disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
 from pace.router import JobRouter, UnknownJobClass
 from pace.service import PaceService
@@ -18,6 +18,7 @@ namespace: str | None = None
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "EnqueueError",
     "JobRouter",
     "MalformedJob",
     "PaceService",

@@ -1,19 +1,23 @@
 """
 What Redis must hear after jobs settle, batched: acknowledgements (reliable
 mode), Resque's processed/failed counters and failure records go out in one
-script call per reactor turn, not one round trip per job.
+script call per reactor turn, not one round trip per job. A batch Redis
+cannot take now (a lost connection, OOM, LOADING...) is kept and tried again
+with backoff, never dropped; meanwhile the bookkeeper says it is blocked, so
+that the worker fetches nothing more.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from pace import keys
-from pace.connection import RedisConnection
+from pace.connection import RedisConnection, advice, connection_errors, is_transient
+from pace.failures import error_text
+from pace.fetchloop import BACKOFF_PERMANENT, BACKOFF_TRANSIENT, backoff
 from pace.lua import SETTLE
 
 log = Logger()
@@ -30,11 +34,20 @@ class Bookkeeper:
         processing: list[str] | None,
         worker_id: str,
         reactor: Any = None,
+        clock: Any = None,
     ):
         if reactor is None:
             from twisted.internet import reactor
         self._conn = commands
         self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        #: True while a batch Redis refused waits to be written again.
+        self.blocked = False
+        self._failures = 0
+        self._retry: Any = None
+        self._reported: str | None = None
+        self._writable_waiters: list[defer.Deferred] = []
+        self._closed = False
         self._keys = [
             keys.stat("processed"),
             keys.stat("failed"),
@@ -110,6 +123,9 @@ class Bookkeeper:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
         self._idle_waiters.append(d)
+        if self._retry is not None and self._retry.active():
+            # Someone waits (shutdown): try now rather than after the backoff.
+            self._retry.cancel()
         if not self._scheduled and self._in_flight is None:
             self._flush()
         return d
@@ -119,6 +135,9 @@ class Bookkeeper:
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._retry is not None and self._retry.active():
+            # Redis refused the last batch: the retry timer writes it all.
+            return
         if self._in_flight is not None:
             # _written() flushes the rest and wakes the idle waiters.
             return
@@ -148,31 +167,20 @@ class Bookkeeper:
 
     def _written(self, _: Any) -> None:
         self._in_flight = None
+        if self._failures:
+            log.info("pace: job results written to Redis again")
+            self._failures = 0
+            self._reported = None
+        self._set_blocked(False)
         if self._pending():
             self._flush()
         else:
             self._wake_idle()
 
     def _not_written(self, failure: Any, batch: tuple) -> None:
-        # Keep the batch and try again once Redis is back: losing an ack
-        # would run the job twice after a restart, losing a record hides it.
+        # Keep the batch and try again: a lost ack runs the job twice after
+        # a restart, a lost record hides a failure, a lost count lies.
         self._in_flight = None
-        if failure.check(txredisapi.ResponseError) and not self._conn.drop_if_not_master(failure):
-            # Redis refused the script (a key of the wrong type, say):
-            # retrying cannot help.
-            log.error(
-                "pace: Redis refused job results ({error}); {n} acknowledgements "
-                "and {f} failure records not written",
-                error=failure.getErrorMessage(),
-                n=sum(map(len, batch[3])),
-                f=len(batch[2]),
-            )
-            self._wake_idle()
-            return
-        log.warn(
-            "pace: could not write job results to Redis ({error}); will retry",
-            error=failure.getErrorMessage(),
-        )
         processed, failed, records, acks = batch
         self.processed_total -= processed
         self.failed_total -= failed
@@ -181,19 +189,62 @@ class Bookkeeper:
         self._records[:0] = records
         for pending, sent in zip(self._acks, acks, strict=True):
             pending[:0] = sent
-        d = self._conn.connected()
-        d.addCallbacks(lambda _: self._flush(), self._give_up)
+        if self._closed:
+            self._wake_idle()
+            return
+        self._failures += 1
+        self._set_blocked(True)
+        self._conn.drop_if_not_master(failure)
+        transient = is_transient(failure)
+        text = error_text(failure)
+        if text != self._reported:
+            self._reported = text
+            hint = advice(failure)
+            (log.warn if transient else log.error)(
+                "pace: Redis did not take the results of {n} jobs ({error}){hint}; "
+                "kept, and written when it does (no fetching meanwhile)",
+                n=sum(map(len, acks)) or processed,
+                error=text,
+                hint=f": {hint}" if hint else "",
+            )
+        if failure.check(*connection_errors()):
+            # Lost connection: write as soon as there is a new one.
+            d = self._conn.connected()
+            d.addCallbacks(lambda _: self._flush(), lambda f: self._later(BACKOFF_TRANSIENT))
+            return
+        self._later(BACKOFF_TRANSIENT if transient else BACKOFF_PERMANENT)
 
-    def _give_up(self, failure: Any) -> None:
-        log.error(
-            "pace: giving up writing job results to Redis: {error}",
-            error=failure.getErrorMessage(),
-        )
-        self._processed = self._failed = 0
-        self._records = []
-        for pending in self._acks:
-            pending.clear()
+    def _later(self, cap: float) -> None:
+        if self._retry is None or not self._retry.active():
+            self._retry = self._clock.callLater(backoff(self._failures, cap), self._flush)
+
+    def close(self) -> None:
+        """
+        Stop retrying: what is still unwritten stays with ``unacknowledged``
+        (in reliable mode its jobs stay in the processing list, for recovery).
+        """
+        self._closed = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._set_blocked(False)
         self._wake_idle()
+
+    def _set_blocked(self, blocked: bool) -> None:
+        self.blocked = blocked
+        if not blocked:
+            waiters, self._writable_waiters = self._writable_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def writable(self) -> defer.Deferred:
+        """
+        Fires once results can be written again (cancellable).
+        """
+        if not self.blocked:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred(lambda d: self._writable_waiters.remove(d))
+        self._writable_waiters.append(d)
+        return d
 
     def _wake_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []

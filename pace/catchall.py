@@ -58,9 +58,9 @@ class _CatchAll:
             return
         workers = list(self._workers)
         # Class-level hooks once, then each running worker's own hooks.
-        type(workers[0])._class_hooks.run_own("error", None, failure)
+        type(workers[0]).class_hooks().run_own("error", None, failure)
         for worker in workers:
-            worker._hooks.run_own("error", None, failure)
+            worker.report_unhandled(failure)
 
 
 catch_all = _CatchAll()

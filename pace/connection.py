@@ -1,197 +1,90 @@
 """
-Connections to Redis: one reconnecting txredisapi protocol per role (the
-blocking fetch gets a connection of its own, commands share another), with
-jittered backoff, structured logs and passwords kept out of both.
+Connections to Redis: one reconnecting connection per role (the blocking
+fetch gets one of its own, commands share another), each with a reply
+deadline, TCP keepalive, jittered backoff, and logs that name the role and
+never the password. Also tells transient Redis errors from permanent ones.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    UNIXClientEndpoint,
-    wrapClientTLS,
-)
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pace.config import RedisURL
 
 log = Logger()
 
-#: Exceptions that mean "the connection went away", as opposed to Redis
-#: refusing a command.
-CONNECTION_ERRORS = (txredisapi.ConnectionError, defer.CancelledError)
+#: Seconds a command connection waits for a reply that has not begun to
+#: arrive before it gives the connection up and makes a new one.
+REPLY_TIMEOUT = 5.0
+
+#: Error codes that mean "not now": the command is kept and tried again.
+TRANSIENT = (
+    "LOADING",
+    "OOM",
+    "BUSY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "NOREPLICAS",
+    "READONLY",
+    "UNBLOCKED",
+    "MISCONF",
+    "CLUSTERDOWN",
+)
+#: Error codes that trying again cannot mend, with what to do about them.
+PERMANENT = {
+    "WRONGPASS": "the user or password in the Redis URL is wrong",
+    "NOAUTH": "the server wants a password: put it in the Redis URL "
+    "(redis://:PASSWORD@host, or $REDIS_URL)",
+    "NOPERM": "the Redis user may not run a command Pace needs: grant it "
+    "+@read +@write +@list +@scripting +client",
+    "WRONGTYPE": "a key Pace uses holds another type of value: look at the queue "
+    "and resque:* keys named in the log",
+}
 _NOT_MASTER = ("READONLY", "UNBLOCKED")
 
 
-class _Logging:
-    # Logging that names the role and the redacted URL, and a remembered
-    # fatal error (bad password, bad db), for txredisapi's factories, which
-    # already reconnect through ClientService with a jittered backoff.
-    url: RedisURL
-    role: str
+def _txredis() -> Any:
+    from pace import txredis
 
-    def _setup(self, url: RedisURL, role: str) -> None:
-        self.url = url
-        self.role = role
-        self.fatal: str | None = None
-        self._everConnected = False
-        # Nobody waits on the "pool complete" Deferred of a lazy factory; an
-        # authentication error would otherwise surface as an unhandled error.
-        self.deferred.addErrback(lambda f: None)
-
-    def retryDelay(self, attempt: int) -> float:
-        delay = super().retryDelay(attempt)
-        log.warn(
-            "pace: Redis at {url} unreachable for the {role} connection "
-            "(attempt {attempt}); retrying in {delay:.1f}s",
-            url=self.url.redacted(),
-            role=self.role,
-            attempt=attempt,
-            delay=delay,
-        )
-        return delay
-
-    def addConnection(self, conn: Any) -> None:
-        if conn.connected and not self.disconnectCalled:
-            log.info(
-                "pace: {what} to Redis at {url} ({role})",
-                what="reconnected" if self._everConnected else "connected",
-                url=self.url.redacted(),
-                role=self.role,
-            )
-            self._everConnected = True
-        super().addConnection(conn)
-
-    def delConnection(self, conn: Any) -> None:
-        if not self.disconnectCalled:
-            log.warn(
-                "pace: lost the {role} connection to Redis at {url}; reconnecting",
-                url=self.url.redacted(),
-                role=self.role,
-            )
-        super().delConnection(conn)
-
-    def connectionError(self, why: str) -> None:
-        self.fatal = why
-        log.error(
-            "pace: Redis at {url} refused the {role} connection: {why}. "
-            "Check the user, password and database in the Redis URL.",
-            url=self.url.redacted(),
-            role=self.role,
-            why=why,
-        )
-        super().connectionError(why)
-        # txredisapi stops trying after a refused AUTH or SELECT; whoever waits
-        # for a connection must hear it now rather than wait forever.
-        peekers, self.connectionQueue.peekers = self.connectionQueue.peekers, []
-        for d in peekers:
-            d.errback(txredisapi.ConnectionError(why))
+    return txredis
 
 
-class _FastCommands:
-    # txredisapi builds each command with two Python calls and a bytearray
-    # extend per argument; acknowledging thousands of jobs a second makes
-    # that the largest cost of the hot path. One join does the same work.
-    charset: str | None
-    errors: str
-
-    def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
-        parts = [b"*%d\r\n" % len(args)]
-        append = parts.append
-        for arg in args:
-            kind = type(arg)
-            if kind is bytes:
-                data = arg
-            elif kind is str:
-                data = arg.encode(self.charset or "utf-8", self.errors)
-            elif kind is int:
-                data = b"%d" % arg
-            else:
-                data = self._encode_value(arg)  # type: ignore[attr-defined]
-            append(b"$%d\r\n" % len(data))
-            append(data)
-            append(b"\r\n")
-        return b"".join(parts)
-
-
-class _Protocol(_FastCommands, txredisapi.RedisProtocol):
-    pass
-
-
-def _factory_args(url: RedisURL, charset: str | None) -> dict[str, Any]:
-    return dict(
-        uuid=url.redacted(),
-        dbid=url.db or None,
-        poolsize=1,
-        isLazy=True,
-        charset=charset,
-        password=url.password,
-        convertNumbers=False,
-        username=url.username,
-    )
-
-
-class _Factory(_Logging, txredisapi.RedisFactory):
-    protocol = _Protocol
-    initialDelay = 0.5
-    maxDelay = 10
-
-    def __init__(self, url: RedisURL, role: str, charset: str | None):
-        txredisapi.RedisFactory.__init__(self, **_factory_args(url, charset))
-        self._setup(url, role)
-
-
-class _SentinelProtocol(_FastCommands, txredisapi.SentinelRedisProtocol):
-    def role(self) -> defer.Deferred:
-        # txredisapi compares the role with "master"; on a connection that
-        # keeps replies as bytes (the fetch connection) it would never match.
-        def decoded(reply: Any) -> Any:
-            if reply and isinstance(reply[0], bytes):
-                return [reply[0].decode(), *reply[1:]]
-            return reply
-
-        return super().role().addCallback(decoded)
-
-
-class _SentinelFactory(_Logging, txredisapi.SentinelConnectionFactory):
-    # Asks the sentinels for the master before every connection attempt and
-    # drops connections to a server that is no longer the master.
-    maxDelay = 10
-    protocol = _SentinelProtocol
-
-    def __init__(self, url: RedisURL, role: str, charset: str | None, sentinels: Any):
-        txredisapi.SentinelConnectionFactory.__init__(
-            self, sentinels, url.master, True, **_factory_args(url, charset)
-        )
-        self._setup(url, role)
-
-
-def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
+def connection_errors() -> tuple[type[BaseException], ...]:
     """
-    A client endpoint for ``url``; TLS certificates are verified against the
-    host name unless the URL turned verification off.
+    Exceptions that mean "the connection went away" (as opposed to Redis
+    refusing a command).
     """
-    if reactor is None:
-        from twisted.internet import reactor
-    if url.scheme == "unix":
-        return UNIXClientEndpoint(reactor, url.path, timeout=10)
-    if url.scheme == "redis+sentinel":
-        raise NotImplementedError("redis+sentinel:// URLs are handled by pace.sentinel")
-    endpoint = HostnameEndpoint(reactor, url.host, url.port, timeout=10)
-    if url.tls:
-        from twisted.internet import ssl
+    return (_txredis().ConnectionError, defer.CancelledError, defer.TimeoutError)
 
-        if url.verify:
-            creator = ssl.optionsForClientTLS(url.host)
-        else:
-            creator = ssl.CertificateOptions(verify=False)
-        endpoint = wrapClientTLS(creator, endpoint)
-    return endpoint
+
+def error_code(failure: Failure) -> str | None:
+    """
+    The code of a Redis error reply (``OOM``, ``NOAUTH``...), else None.
+    """
+    if not failure.check(_txredis().ResponseError):
+        return None
+    text = str(failure.value)
+    return text.split(None, 1)[0] if text else None
+
+
+def is_transient(failure: Failure) -> bool:
+    """
+    True for a lost connection or an error reply that may pass by itself.
+    """
+    if failure.check(*connection_errors()):
+        return True
+    return error_code(failure) in TRANSIENT
+
+
+def advice(failure: Failure) -> str | None:
+    """
+    What to do about a permanent error, or None.
+    """
+    return PERMANENT.get(error_code(failure) or "")
 
 
 class RedisConnection:
@@ -199,6 +92,11 @@ class RedisConnection:
     One Redis connection that reconnects by itself. ``execute`` waits for the
     connection when it is down; ``protocol`` is the live txredisapi protocol
     or ``None``, for callers on the hot path that only want the fast case.
+
+    A reply that has not begun to arrive within ``reply_timeout`` seconds
+    gives the connection up (a frozen server, a half-open network): it is
+    aborted, what waited on it fails with a connection error, and a new one
+    is made. The check runs a few times per timeout, not per command.
     """
 
     def __init__(
@@ -207,70 +105,160 @@ class RedisConnection:
         role: str = "commands",
         *,
         charset: str | None = "utf-8",
+        reply_timeout: float = REPLY_TIMEOUT,
         reactor: Any = None,
     ):
+        if reactor is None:
+            from twisted.internet import reactor
+        txredis = _txredis()
+        from pace.endpoints import endpoint_for
+
         self.url = url
-        self._current: Any = None
-        self._sentinels: Any = None
-        self._factory: Any
-        if url.scheme == "redis+sentinel":
-            # The sentinels are asked for the master before each connection
-            # attempt, so a failover is followed by reconnecting.
-            self._sentinels = txredisapi.Sentinel(list(url.sentinels))
-            self._factory = _SentinelFactory(url, role, charset, self._sentinels)
-            self._factory.startConnecting(txredisapi._SentinelEndpoint(self._factory))
-        else:
-            self._factory = _Factory(url, role, charset)
-            self._factory.startConnecting(endpoint_for(url, reactor))
+        self.role = role
+        self._reactor = reactor
+        self._timeout = reply_timeout
+        self._interval = reply_timeout / 4
+        self._waiters: set[defer.Deferred] = set()
+        self._closed = False
+        self._stalled_since: float | None = None
+        self._reads = -1
+        endpoint = None if url.scheme == "redis+sentinel" else endpoint_for(url, reactor)
+        events = txredis.make_events(
+            on_delay=self._retrying,
+            on_connected=self._connected,
+            on_lost=self._lost,
+            on_refused=self._refused,
+        )
+        self._link = txredis.Link(url, charset, endpoint, events)
+        self._expected = reactor.seconds() + self._interval
+        self._watch = reactor.callLater(self._interval, self._check)
 
     def __repr__(self) -> str:
-        return f"<RedisConnection {self._factory.role} {self.url.redacted()}>"
+        return f"<RedisConnection {self.role} {self.url.redacted()}>"
+
+    # -- the reply deadline ----------------------------------------------
+
+    def _check(self) -> None:
+        now = self._reactor.seconds()
+        late = now - self._expected
+        self._expected = now + self._interval
+        self._watch = self._reactor.callLater(self._interval, self._check)
+        proto = self._link.live()
+        if proto is None or not _txredis().awaiting_reply(proto):
+            self._stalled_since = None
+            return
+        if late > self._interval or proto.reads != self._reads or self._stalled_since is None:
+            # Progress, a fresh wait, or a reactor that was itself stalled
+            # (the reply may sit unread in the socket): start counting anew.
+            self._reads = proto.reads
+            self._stalled_since = now
+            return
+        if now - self._stalled_since >= self._timeout:
+            log.warn(
+                "pace: Redis at {url} sent no reply for {seconds:.1f}s on the {role} "
+                "connection; dropping it and connecting again",
+                url=self.url.redacted(),
+                role=self.role,
+                seconds=now - self._stalled_since,
+            )
+            self._stalled_since = None
+            _txredis().abort(proto)
+
+    # -- what the factory tells us -----------------------------------------
+
+    def _retrying(self, attempt: int, delay: float) -> None:
+        log.warn(
+            "pace: Redis at {url} unreachable for the {role} connection "
+            "(attempt {attempt}); retrying in {delay:.1f}s",
+            url=self.url.redacted(),
+            role=self.role,
+            attempt=attempt,
+            delay=delay,
+        )
+
+    def _connected(self, again: bool) -> None:
+        log.info(
+            "pace: {what} to Redis at {url} ({role})",
+            what="reconnected" if again else "connected",
+            url=self.url.redacted(),
+            role=self.role,
+        )
+
+    def _lost(self) -> None:
+        log.warn(
+            "pace: lost the {role} connection to Redis at {url}; reconnecting",
+            url=self.url.redacted(),
+            role=self.role,
+        )
+
+    def _refused(self, why: str) -> None:
+        log.error(
+            "pace: Redis at {url} refused the {role} connection: {why}. "
+            "Check the user, password and database in the Redis URL.",
+            url=self.url.redacted(),
+            role=self.role,
+            why=why,
+        )
+
+    # -- using it ------------------------------------------------------------
 
     @property
     def protocol(self) -> Any:
-        current = self._current
-        if current is not None and current.connected:
-            return current
-        pool = self._factory.pool
-        if pool and pool[0].connected:
-            self._current = pool[0]
-            return pool[0]
-        return None
+        return self._link.live()
+
+    @property
+    def fatal(self) -> str | None:
+        """
+        Why Redis refused this connection for good (password, database).
+        """
+        return self._link.fatal
 
     def connected(self) -> defer.Deferred:
         """
-        A Deferred that fires with the live protocol, once there is one.
+        A Deferred that fires with the live protocol, once there is one; it
+        fails at once if Redis refused the connection for good, and when
+        `disconnect` is called.
         """
-        proto = self.protocol
+        proto = self._link.live()
         if proto is not None:
             return defer.succeed(proto)
-        if self._factory.fatal:
-            return defer.fail(txredisapi.ConnectionError(self._factory.fatal))
-        return self._factory.getConnection(peek=True).addCallback(self._got)
+        txredis = _txredis()
+        if self._closed:
+            return defer.fail(txredis.ConnectionError("the connection was closed"))
+        if self._link.fatal:
+            return defer.fail(txredis.ConnectionError(self._link.fatal))
+        d = self._link.wait()
+        self._waiters.add(d)
+        d.addBoth(self._waited, d)
+        return d
 
-    def _got(self, proto: Any) -> Any:
-        # txredisapi hands the connection to waiters before it joins the
-        # pool: remember it, or a waiter asking again at once would wait anew.
-        self._current = proto
-        return proto
+    def _waited(self, result: Any, d: defer.Deferred) -> Any:
+        self._waiters.discard(d)
+        return result
 
     def execute(self, *args: Any) -> defer.Deferred:
-        proto = self.protocol
+        proto = self._link.live()
         if proto is not None:
             return proto.execute_command(*args)
         return self.connected().addCallback(lambda p: p.execute_command(*args))
 
-    def drop_if_not_master(self, failure: Any) -> bool:
+    def abort(self) -> None:
+        """
+        Drop the live connection now (it reconnects); what waits on it fails.
+        """
+        proto = self._link.live()
+        if proto is not None:
+            _txredis().abort(proto)
+
+    def drop_if_not_master(self, failure: Failure) -> bool:
         """
         After a failover the old master answers writes with READONLY (and
         blocked pops with UNBLOCKED): drop the connection so that it is made
         again to the new master. True if that was the case.
         """
-        if not failure.check(txredisapi.ResponseError):
+        if error_code(failure) not in _NOT_MASTER:
             return False
-        if not str(failure.value).startswith(_NOT_MASTER):
-            return False
-        proto = self.protocol
+        proto = self._link.live()
         if proto is not None:
             log.warn(
                 "pace: {url} is no longer the master ({error}); reconnecting",
@@ -281,7 +269,14 @@ class RedisConnection:
         return True
 
     def disconnect(self) -> defer.Deferred:
-        closing = [self._factory.disconnect()]
-        if self._sentinels is not None:
-            closing.append(self._sentinels.disconnect())
-        return defer.gatherResults(closing, consumeErrors=True)
+        """
+        Close for good: callers waiting for the connection fail now.
+        """
+        self._closed = True
+        if self._watch.active():
+            self._watch.cancel()
+        waiters, self._waiters = self._waiters, set()
+        for d in waiters:
+            if not d.called:
+                d.cancel()
+        return self._link.disconnect()

@@ -50,3 +50,20 @@ def _backtrace(failure: Failure) -> list[str]:
 def error_text(failure: Any) -> str:
     exc = failure.value
     return f"{type(exc).__name__}: {exc}"
+
+
+class JobTimeout(Exception):
+    """
+    A job's handler ran longer than ``job_timeout`` and was cancelled.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"job ran longer than {seconds:g} s")
+
+
+class ShutdownDeadline(Exception):
+    """
+    At most once: a job still running at the shutdown deadline is cancelled
+    and failed, never put back.
+    """

@@ -2,7 +2,8 @@
 Fetching jobs from Redis: batched pops sized to what the worker can start
 when the queues have a backlog, a blocking pop of at most ~2 s when they are
 empty, and, in reliable mode, an atomic move of each job into this worker's
-processing list. Also puts jobs back at the head of their queues.
+processing list. Also puts jobs back at the head of their queues, and
+reclaims jobs a lost fetch reply left in the processing lists.
 
 A fetch returns one list of raw payloads per queue, in priority order.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
@@ -23,6 +23,9 @@ log = Logger()
 #: How long one blocking pop waits; short enough that pause and shutdown
 #: (which unblock it anyway) never wait on it for long.
 BLOCK_SECONDS = 2.0
+#: A blocking pop whose reply has not come this long after its own timeout
+#: is given up: the fetch connection is aborted and made anew.
+BLOCK_MARGIN = 1.5
 #: Reliable mode on several queues has no blocking move (BLMOVE takes one
 #: source), so an idle worker polls them this often.
 IDLE_POLL_SECONDS = 0.1
@@ -191,12 +194,36 @@ class Fetcher:
             calls.append((keys, chunk[::-1]))
         return _sequence(self._commands, calls)
 
+    @defer.inlineCallbacks
+    def reclaim(self, known: dict[tuple[int, bytes], int]) -> Any:
+        """
+        Put back the orphans of the processing lists: entries that no job of
+        this worker accounts for (``known`` counts, per (queue index,
+        payload), the jobs running or settled but not yet acknowledged). A
+        fetch whose reply was lost leaves such entries. The fetch loop is
+        the only writer of new entries and calls this between fetches, so
+        nothing new can appear while it looks.
+        """
+        known = dict(known)
+        for qi, key in enumerate(self.processing or []):
+            listed = yield self._commands.execute("LRANGE", key, 0, -1)
+            orphans = []
+            for raw in listed or []:
+                raw = raw.encode() if isinstance(raw, str) else raw
+                if known.get((qi, raw), 0) > 0:
+                    known[qi, raw] -= 1
+                else:
+                    orphans.append(raw)
+            if orphans:
+                log.warn(
+                    "pace: {n} jobs fetched from {queue} were lost in transit; putting them back",
+                    n=len(orphans),
+                    queue=self.queues[qi],
+                )
+                yield self.requeue(qi, orphans)
+
 
 @defer.inlineCallbacks
 def _sequence(conn: RedisConnection, calls: list) -> Any:
     for keys, args in calls:
         yield lua.REQUEUE(conn, keys, args)
-
-
-def is_connection_error(failure: Any) -> bool:
-    return failure.check(txredisapi.ConnectionError) is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import txredisapi
 from twisted.internet.defer import Deferred
 
 
@@ -29,8 +28,9 @@ class Script:
         return d
 
     def _load_and_retry(self, failure: Any, conn: Any, keys: list, args: list) -> Deferred:
-        failure.trap(txredisapi.ResponseError)
-        if "NOSCRIPT" not in str(failure.value):
+        from pace.connection import error_code
+
+        if error_code(failure) != "NOSCRIPT":
             return failure
         return conn.execute("EVAL", self.source, len(keys), *keys, *args)
 

@@ -78,11 +78,8 @@ class Metrics:
 
     @defer.inlineCallbacks
     def read_depths(self) -> Any:
-        conn = getattr(self.worker, "_commands", None)
-        if conn is None or conn.protocol is None:
-            return
-        for key, name in zip(self.worker.queues, self._queues, strict=True):
-            length = yield conn.execute("LLEN", key)
+        lengths = yield self.worker.queue_lengths()
+        for name, length in zip(self._queues, lengths or [], strict=False):
             self.depth.labels(name).set(length)
 
 
@@ -91,7 +88,7 @@ def instrument(worker: Any, registry: Any = None) -> Metrics:
     Collect metrics for ``worker`` (in ``registry``, default a new one).
     """
     metrics = Metrics(worker, registry)
-    worker._probe = metrics
+    worker.observe(metrics)
     return metrics
 
 

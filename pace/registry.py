@@ -82,13 +82,23 @@ class Registry:
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = clock
         self._beats = 0
+        self._stopped = False
 
     @defer.inlineCallbacks
     def start(self) -> Any:
+        # A stop may come during any step: after it, nothing more is written.
         now = yield self._server_time()
+        if self._stopped:
+            return
         yield self._conn.execute("SET", keys.worker_started(self._resque_id), _resque_time(now))
+        if self._stopped:
+            return
         yield self._heartbeat_now(now)
+        if self._stopped:
+            return
         yield self.sweep()
+        if self._stopped:
+            return
         # Beat three times per TTL so one late beat never looks like death.
         self._beat.start(self._ttl / 3, now=False)
 
@@ -175,6 +185,7 @@ class Registry:
         Deregister, if this worker's processing lists are empty; otherwise
         the registration stays and another worker recovers the jobs.
         """
+        self._stopped = True
         if self._beat.running:
             self._beat.stop()
         d = UNREGISTER(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 from typing import Any
 
@@ -15,24 +16,34 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from pace.runner import PAUSE_SIGNALS, install_signal_handlers, restore_signal_handlers
+from pace.runner import (
+    PAUSE_SIGNALS,
+    STOP_SIGNALS,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
 from pace.worker import Handler, Worker
 
 log = Logger()
 
 
 _exit_status = [0]
+_exit_registered = [False]
 
 
 def _exit_with_status() -> None:
-    # Registered when this module is imported, so before the exit handlers
-    # of what the application sets up later (sentry-sdk's flush, logging):
-    # atexit runs last-registered first, so this runs after them.
     if _exit_status[0]:
         os._exit(_exit_status[0])
 
 
-atexit.register(_exit_with_status)
+def _register_exit_status() -> None:
+    # Registered when the first service is made, so before the exit
+    # handlers of what the application sets up after it (sentry-sdk's
+    # flush, logging): atexit runs last-registered first, so this runs
+    # after them. Not at import: importing pace has no side effects.
+    if not _exit_registered[0]:
+        _exit_registered[0] = True
+        atexit.register(_exit_with_status)
 
 
 class PaceService(Service):
@@ -46,11 +57,12 @@ class PaceService(Service):
 
     def __init__(self, worker: Worker, handler: Handler):
         # Unique, so several workers can sit in one MultiService.
-        self.name = f"pace {worker.id} {worker._token}"
+        self.name = f"pace {worker.id} {worker.token}"
         self.worker = worker
         self.handler = handler
         self._done: defer.Deferred | None = None
         self._signals: dict[int, Any] = {}
+        _register_exit_status()
 
     def startService(self) -> None:
         super().startService()
@@ -59,8 +71,17 @@ class PaceService(Service):
             from twisted.internet import reactor
 
             self._signals = install_signal_handlers(self.worker, reactor, PAUSE_SIGNALS)
+            # After twistd's own: a second SIGTERM/SIGINT would otherwise
+            # end in ReactorNotRunning instead of stopping the worker now.
+            reactor.addSystemEventTrigger("after", "startup", self._take_stop_signals, reactor)
         self._done = self.worker.start(self.handler)
         self._done.addCallbacks(self._worker_stopped, self._worker_failed)
+
+    def _take_stop_signals(self, reactor: Any) -> None:
+        if self.running:
+            self._signals.update(
+                install_signal_handlers(self.worker, reactor, STOP_SIGNALS, stop=reactor.stop)
+            )
 
     def _worker_stopped(self, _: Any) -> None:
         # The worker stopped by itself (SIGQUIT, burst mode): so does the
@@ -85,6 +106,9 @@ class PaceService(Service):
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
-        restore_signal_handlers(self._signals)
+        # SIGTERM and SIGINT stay ours while the worker stops: a second one
+        # stops it at once.
+        stops = {getattr(signal, name, None) for name in STOP_SIGNALS}
+        restore_signal_handlers({n: h for n, h in self._signals.items() if n not in stops})
         self._signals = {}
         return self.worker.shutdown()

@@ -10,7 +10,8 @@ import txredisapi
 from twisted.trial import unittest
 
 from pace.config import parse_redis_url
-from pace.connection import RedisConnection, _Protocol
+from pace.connection import RedisConnection
+from pace.txredis import Protocol as _Protocol
 
 
 class CommandBuilderTests(unittest.TestCase):

@@ -13,6 +13,7 @@ import redis
 from twisted.internet import defer, task
 from twisted.internet import reactor as real_reactor
 
+from pace.failures import JobTimeout
 from pace.redisserver import RedisServer
 from tests.support import Recorder, RedisTestCase, payload, until
 
@@ -83,10 +84,11 @@ class TimeoutTests(RedisTestCase):
         clock.advance(1)
         yield until(lambda: len(handler.jobs) == 2)
         self.assertEqual(len(cancelled), 1)
-        self.assertTrue(errors[0].check(defer.TimeoutError))
+        self.assertTrue(errors[0].check(JobTimeout))
         yield w.shutdown()
         record = json.loads(self.redis.lindex("resque:failed", 0))
-        self.assertEqual(record["exception"], "TimeoutError")
+        self.assertEqual(record["exception"], "JobTimeout")
+        self.assertEqual(record["error"], "job ran longer than 30 s")
 
 
 class BlockingHandlerTests(RedisTestCase):

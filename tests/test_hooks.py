@@ -68,9 +68,9 @@ class HookOrderTests(RedisTestCase):
         w = self.worker()
         w.add_hook("shutdown", lambda: gate)
         self.started(w, lambda job: None)
-        yield until(lambda: w.running and w._loop is not None)
+        yield until(lambda: w.running and w.fetching)
         stopped = w.shutdown()
-        yield until(lambda: w._state == "stopping" and gate.callbacks)
+        yield until(lambda: w.state == "stopping" and gate.callbacks)
         self.assertFalse(stopped.called)
         gate.callback(None)
         yield stopped
@@ -188,7 +188,7 @@ class CatchAllTests(RedisTestCase):
         w = self.worker()
         w.add_hook("error", lambda json, failure: errors.append(("worker", json, failure)))
         self.started(w, lambda job: None)
-        yield until(lambda: w._loop is not None)
+        yield until(lambda: w.fetching)
         action()
         yield until(lambda: len(errors) == 2)
         yield w.shutdown()
@@ -228,7 +228,7 @@ class CatchAllTests(RedisTestCase):
         pace.Worker.add_hook("error", lambda json, failure: errors.append(failure))
         w = self.worker()
         self.started(w, lambda job: None)
-        yield until(lambda: w._loop is not None)
+        yield until(lambda: w.fetching)
         try:
             raise ValueError("handled and logged by the application")
         except ValueError:

@@ -6,9 +6,9 @@ on fetching by itself, with one fetch loop and no job lost.
 from __future__ import annotations
 
 import redis
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 
-from pace import worker as worker_module
+from pace import lifecycle
 from pace.redisserver import RedisServer
 from tests.support import Recorder, RedisTestCase, payload, until
 
@@ -23,14 +23,14 @@ class ReconnectTests(RedisTestCase):
         handler = Recorder(expected=20)
         w = self.worker()
         self.started(w, handler)
-        yield until(lambda: w._fetcher._blocked)
-        loop = w._loop
+        yield until(lambda: w.parts.fetcher._blocked)
+        loop = w.parts.loop.current
         self.assertGreaterEqual(kill_pace_clients(self.redis), 2)
-        yield until(lambda: w._fetch_conn.protocol is None)
+        yield until(lambda: w.parts.fetch_conn.protocol is None)
         self.push("q", *[payload("J", i) for i in range(20)])
         yield handler.done
         self.assertEqual(handler.args, [[i] for i in range(20)])
-        self.assertIs(w._loop, loop)
+        self.assertIs(w.parts.loop.current, loop)
         yield w.shutdown()
 
     @defer.inlineCallbacks
@@ -38,14 +38,14 @@ class ReconnectTests(RedisTestCase):
         handler = Recorder(expected=1)
         w = self.worker()
         self.started(w, handler)
-        yield until(lambda: w._fetcher._blocked)
+        yield until(lambda: w.parts.fetcher._blocked)
         # What a batched move leaves behind when the connection dies before
         # its reply arrives: a job in our processing list that we never saw.
-        self.redis.rpush(w._processing[0], payload("Lost", 1))
+        self.redis.rpush(w.parts.processing[0], payload("Lost", 1))
         kill_pace_clients(self.redis)
         yield handler.done
         self.assertEqual(handler.args, [[1]])
-        yield until(lambda: self.redis.llen(w._processing[0]) == 0)
+        yield until(lambda: self.redis.llen(w.parts.processing[0]) == 0)
         yield w.shutdown()
 
     @defer.inlineCallbacks
@@ -62,7 +62,7 @@ class ReconnectTests(RedisTestCase):
         self.started(w, handler)
         yield until(lambda: seen == [0])
         kill_pace_clients(self.redis)
-        yield until(lambda: w._commands.protocol is None)
+        yield until(lambda: w.parts.commands.protocol is None)
         gate.callback(None)
         yield until(lambda: len(seen) == 10)
         yield until(lambda: self.redis.get("resque:stat:processed") == "10")
@@ -79,14 +79,14 @@ class ReconnectTests(RedisTestCase):
         handler = Recorder()
         w = self.worker(redis_url=own.url)
         self.started(w, handler)
-        yield until(lambda: w._fetcher._blocked)
-        loop = w._loop
+        yield until(lambda: w.parts.fetcher._blocked)
+        loop = w.parts.loop.current
         own.restart()
-        yield until(lambda: w._fetch_conn.protocol is None)
+        yield until(lambda: w.parts.fetch_conn.protocol is None)
         client.rpush("resque:queue:q", *[payload("J", i) for i in range(30)])
         yield until(lambda: len(handler.jobs) == 30, timeout=20)
         self.assertEqual(handler.args, [[i] for i in range(30)])
-        self.assertIs(w._loop, loop)
+        self.assertIs(w.parts.loop.current, loop)
         yield w.shutdown()
 
     @defer.inlineCallbacks
@@ -95,12 +95,15 @@ class ReconnectTests(RedisTestCase):
         self.addCleanup(own.cleanup)
         w = self.worker(redis_url=own.url)
         done = self.started(w, lambda job: None)
-        yield until(lambda: w._fetcher._blocked)
+        yield until(lambda: w.parts.fetcher._blocked)
         own.stop()
-        yield until(lambda: w._fetch_conn.protocol is None)
-        self.patch(worker_module, "REDIS_SHUTDOWN_SECONDS", 0.2)
+        yield until(lambda: w.parts.fetch_conn.protocol is None)
+        started = reactor.seconds()
         yield w.shutdown()
         yield done
+        # Grace 5 s with nothing in flight: only the writes that Redis, being
+        # down, never takes wait, and not past the deadline.
+        self.assertLess(reactor.seconds() - started, lifecycle.AFTER_GRACE + 1)
 
     @defer.inlineCallbacks
     def test_wrong_password_fails_start_with_a_clear_error(self):

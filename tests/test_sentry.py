@@ -271,7 +271,7 @@ class ReportTests(SentryTestCase):
         w = self.worker()
         w.add_hook("error", hook)
         self.started(w, lambda job: None)
-        yield until(lambda: w._loop is not None)
+        yield until(lambda: w.fetching)
         reactor.callLater(0, lambda: 1 / 0)
         yield until(lambda: self.endpoint.events)
         yield hook.flush()

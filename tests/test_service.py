@@ -30,7 +30,7 @@ class PaceServiceTests(RedisTestCase):
         self.assertTrue(other.running)
         yield until(lambda: len(handler.jobs) == 9 and worker.in_flight == 1)
         stopped = top.stopService()
-        yield until(lambda: worker._loop is None)
+        yield until(lambda: not worker.fetching)
         # twistd waits on this Deferred: it must wait for the job in flight.
         self.assertFalse(stopped.called)
         gate.callback(None)

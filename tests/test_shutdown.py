@@ -20,7 +20,7 @@ class ShutdownTests(RedisTestCase):
         done = self.started(w, lambda job: gate)
         yield until(lambda: w.in_flight == 1)
         stopped = w.shutdown()
-        yield until(lambda: w._loop is None)
+        yield until(lambda: not w.fetching)
         self.assertFalse(stopped.called)
         gate.callback(None)
         yield stopped
@@ -71,7 +71,7 @@ class ShutdownTests(RedisTestCase):
         done = self.started(w, handler)
         yield until(lambda: w.in_flight == 4)
         stopped = w.shutdown()
-        yield until(lambda: w._loop is None and clock.getDelayedCalls())
+        yield until(lambda: not w.fetching and clock.getDelayedCalls())
         clock.advance(9)
         self.assertFalse(stopped.called)
         clock.advance(1)
@@ -88,7 +88,7 @@ class ShutdownTests(RedisTestCase):
     def test_idempotent(self):
         w = self.worker()
         done = self.started(w, lambda job: None)
-        yield until(lambda: w._loop is not None)
+        yield until(lambda: w.fetching)
         d1, d2 = w.shutdown(), w.shutdown()
         yield defer.gatherResults([d1, d2, done])
         yield w.shutdown()
@@ -97,7 +97,7 @@ class ShutdownTests(RedisTestCase):
     def test_prompt_while_blocked_on_an_empty_queue(self):
         w = self.worker()
         done = self.started(w, lambda job: None)
-        yield until(lambda: w._fetcher._blocked)
+        yield until(lambda: w.parts.fetcher._blocked)
         yield w.shutdown()
         yield done
 
@@ -112,14 +112,14 @@ class PauseTests(RedisTestCase):
         w = self.worker()
         handler = Recorder()
         self.started(w, handler)
-        yield until(lambda: w._fetcher._blocked)
+        yield until(lambda: w.parts.fetcher._blocked)
         self.assertTrue(w.pause())
         self.assertTrue(w.paused)
         self.assertFalse(w.pause())
-        yield until(lambda: w._loop is None)
+        yield until(lambda: not w.fetching)
         self.push("q", payload("J", 1))
         # The worker is idle: no fetch loop, nothing in flight.
-        self.assertEqual((w._loop, w.in_flight, handler.jobs), (None, 0, []))
+        self.assertEqual((w.parts.loop.current, w.in_flight, handler.jobs), (None, 0, []))
         self.assertEqual(self.redis.llen("resque:queue:q"), 1)
         self.assertTrue(w.resume())
         self.assertFalse(w.resume())
@@ -131,15 +131,15 @@ class PauseTests(RedisTestCase):
     def test_resume_twice_while_blocked_starts_no_second_loop(self):
         w = self.worker()
         self.started(w, lambda job: None)
-        yield until(lambda: w._fetcher._blocked)
-        loop = w._loop
+        yield until(lambda: w.parts.fetcher._blocked)
+        loop = w.parts.loop.current
         w.pause()
         w.resume()
         w.resume()
-        self.assertIs(w._loop, loop)
+        self.assertIs(w.parts.loop.current, loop)
         # Count fetches in flight at once: one loop means never more than one.
         active, peak = [0], [0]
-        original = w._fetcher.fetch
+        original = w.parts.fetcher.fetch
 
         def fetch(n, wait=True):
             active[0] += 1
@@ -151,12 +151,12 @@ class PauseTests(RedisTestCase):
 
             return original(n, wait).addBoth(done)
 
-        w._fetcher.fetch = fetch
+        w.parts.fetcher.fetch = fetch
         w.pause()
         w.resume()
         self.push("q", *[payload("J", i) for i in range(5)])
         yield until(lambda: self.redis.llen("resque:queue:q") == 0)
-        self.assertIs(w._loop, loop)
+        self.assertIs(w.parts.loop.current, loop)
         self.assertEqual(peak, [1])
         yield w.shutdown()
 
@@ -166,10 +166,10 @@ class PauseTests(RedisTestCase):
         w = self.worker(clock=clock)
         handler = Recorder(expected=1)
         self.started(w, handler)
-        yield until(lambda: w._fetcher._blocked)
+        yield until(lambda: w.parts.fetcher._blocked)
         self.assertTrue(w.pause(5))
         self.push("q", payload("J", 1))
-        yield until(lambda: w._loop is None)
+        yield until(lambda: not w.fetching)
         clock.advance(4.9)
         self.assertTrue(w.paused)
         clock.advance(0.1)

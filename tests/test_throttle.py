@@ -109,12 +109,12 @@ class WorkerThrottleTests(RedisTestCase):
         starts: list[float] = []
         w = self.worker(jobs_per_second=20, clock=clock)
         self.started(w, lambda job: starts.append(clock.seconds()))
-        yield until(lambda: len(starts) == 1 and w._throttle.waiting)
+        yield until(lambda: len(starts) == 1 and w.parts.throttle.waiting)
         # Two fake seconds, in 10 ms steps; after each, let the real reactor
         # carry the fetch to Redis and back until the worker waits again.
         for _ in range(200):
             clock.advance(0.01)
-            yield until(lambda: w._throttle.waiting)
+            yield until(lambda: w.parts.throttle.waiting)
         # 20 a second from t=0 to t=2: 40, or 41 with the one due at t=2.
         self.assertIn(len(starts), (40, 41))
         self.assertEqual(max_in_window([(t, 1) for t in starts], 1.0), 20)

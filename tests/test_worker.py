@@ -82,7 +82,7 @@ class WorkerBasicsTests(RedisTestCase):
             w = self.worker(reliable=reliable)
             self.started(w, handler)
             # Let the worker go idle on its blocking pop first.
-            yield until(lambda w=w: w._fetcher._blocked)
+            yield until(lambda w=w: w.parts.fetcher._blocked)
             self.push("q", payload("Late", 1), payload("Late", 2), payload("Late", 3))
             yield handler.done
             self.assertEqual(handler.args, [[1], [2], [3]])
@@ -105,7 +105,7 @@ class WorkerBasicsTests(RedisTestCase):
         w = self.worker()
         self.started(w, lambda job: gate)
         yield until(lambda: w.in_flight == 1)
-        [processing] = w._processing
+        [processing] = w.parts.processing
         self.assertEqual(self.redis.lrange(processing, 0, -1), [payload("Slow", 1)])
         self.assertEqual(self.redis.llen("resque:queue:q"), 0)
         gate.callback(None)
