@@ -1,45 +1,68 @@
-# The front door: `make demo`, `make test`, `make lint`, `make bench`, `make docs`.
+# The front door: `make help` lists it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRIAL_ARGS ?=
+EXTRAS ?= cli,test,http,sentry,dev
 
-.PHONY: test lint bench bench-soak bench-http bench-compare demo docs clean
+.PHONY: help test lint bench bench-soak bench-http bench-compare demo docs dist clean
+
+help: ## this list
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Options: PYTHON=python3.13 (the Python to use), VENV=.venv313, TRIAL_ARGS=tests.test_cli"
+
+# Checked when make starts, before anything is created, so a too-old python3
+# leaves no .venv behind; $(error) is one line.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),help)),)
+ifneq ($(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 10)))' 2>/dev/null),1)
+$(error Pace needs Python 3.10 or later, and $(PYTHON) is $(or $(shell $(PYTHON) -V 2>&1 | grep '^Python'),not found): run make $(or $(MAKECMDGOALS),test) PYTHON=python3.12 (or another Python 3.10+))
+endif
+endif
 
 $(STAMP): setup.cfg setup.py
+	@test ! -x $(BIN)/python || $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { \
+	  echo "$(VENV) was made with $$($(BIN)/python -V 2>&1), too old for Pace: remove it (make clean) and run make again"; \
+	  exit 1; }
+	@echo "Setting up $(VENV) with $$($(PYTHON) -V): installing Pace and what its tests, docs and demo need (a minute or two the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# compat mode puts the checkout itself on sys.path, so that Twisted finds
-	# twisted/plugins/pace_plugin.py next to the package.
-	$(BIN)/python -m pip install -q -e '.[test,http,sentry,dev]' --config-settings editable_mode=compat
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@# compat mode puts the checkout itself on sys.path, so that Twisted finds
+	@# twisted/plugins/pace_plugin.py next to the package.
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]' \
+	  --config-settings editable_mode=compat
 	@touch $@
 
-test: $(STAMP)
+test: $(STAMP) ## run the test suite (starts its own redis-server)
 	$(BIN)/python -W error::DeprecationWarning:pace -m twisted.trial $(TRIAL_ARGS) tests
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check pace tests bench examples twisted
 	$(BIN)/ruff format --check pace tests bench examples twisted
 
-bench: $(STAMP)
+bench: $(STAMP) ## throughput benchmarks (bench/RESULTS.md)
 	$(BIN)/python bench/run.py
 
-bench-soak: $(STAMP)
+bench-soak: $(STAMP) ## ten million jobs through one worker
 	$(BIN)/python bench/run.py --cases soak --soak 10000000
 
-bench-http: $(STAMP)
+bench-http: $(STAMP) ## the HTTP layers, one by one
 	$(BIN)/python bench/http_layers.py
 
-# Pace next to arq, rq, Celery and dramatiq, each in its own bench/.venvs/<peer>.
-bench-compare: $(STAMP)
+bench-compare: $(STAMP) ## Pace next to arq, rq, Celery and dramatiq (bench/.venvs/<peer>)
 	$(BIN)/python bench/compare.py
 
-demo: $(STAMP)
-	$(BIN)/python -m pace.demo
+demo: $(STAMP) ## 20,000 HTTP jobs through a real worker, live
+	@$(BIN)/python -m pace.demo
 
-docs: $(STAMP)
+docs: $(STAMP) ## the Sphinx docs, warnings as errors
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
-clean:
-	rm -rf $(VENV) _trial_temp* docs/_build *.egg-info
+dist: $(STAMP) ## build the sdist and wheel into dist/ and check them with twine
+	@rm -rf dist
+	@echo "Building the sdist and the wheel into dist/..."
+	@$(BIN)/python -m build --outdir dist . > $(VENV)/build.log 2>&1 || { tail -30 $(VENV)/build.log; exit 1; }
+	@$(BIN)/twine check --strict dist/*
+
+clean: ## remove the virtualenv and everything built
+	rm -rf $(VENV) _trial_temp* docs/_build *.egg-info dist build

@@ -31,9 +31,15 @@ def client() -> Any:
     if _client is None:
         from treq.client import HTTPClient
         from twisted.internet import reactor
-        from twisted.web.client import Agent, HTTPConnectionPool
+        from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+
+        class QuietFactory(_HTTP11ClientFactory):
+            # Otherwise each new connection logs "Starting factory" and
+            # "Stopping factory": two lines per job at first.
+            noisy = False
 
         pool = HTTPConnectionPool(reactor, persistent=True)
+        pool._factory = QuietFactory
         pool.maxPersistentPerHost = 200
         _client = HTTPClient(Agent(reactor, pool=pool))
     return _client

@@ -6,7 +6,9 @@ jobs a second from one process.
 from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import EnqueueError, disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
+from pace.retry import NoRetry, Retry
 from pace.router import JobRouter, UnknownJobClass
+from pace.schedule import enqueue_at, enqueue_in
 from pace.service import PaceService
 from pace.worker import Worker, pause, resume, running_workers
 
@@ -21,11 +23,15 @@ __all__ = [
     "EnqueueError",
     "JobRouter",
     "MalformedJob",
+    "NoRetry",
     "PaceService",
+    "Retry",
     "Worker",
     "disconnect",
     "enqueue",
     "enqueue_many",
+    "enqueue_at",
+    "enqueue_in",
     "expand_queue_name",
     "namespace",
     "pause",

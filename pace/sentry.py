@@ -31,7 +31,12 @@ class SentryHook:
     waits for that queue off the reactor thread.
     """
 
+    #: Report failed attempts that will be retried too (pace.Retry).
+    every_attempt = False
+
     def __call__(self, payload: str | None, failure: Failure) -> None:
+        if not self.every_attempt and not getattr(failure, "pace_last_attempt", True):
+            return
         exc_info = (failure.type, failure.value, failure.getTracebackObject())
         with sentry_sdk.isolation_scope() as scope:
             if payload is None:

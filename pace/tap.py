@@ -1,11 +1,16 @@
 """
 The `twistd pace` command: options (from the command line, else from the
-environment where users expect it) and the service they make.
+environment where users expect it) and the service they make. Every
+mistake found at start-up (a handler that does not import, a port out of
+range or in use, a missing extra, a bad DSN) ends twistd with one line that
+says what to do and a non-zero status, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService
@@ -29,6 +34,97 @@ def _number(name: str, text: Any, kind: type = float, minimum: float = 0, strict
         bound = f"> {minimum}" if strict else f">= {minimum}"
         raise usage.UsageError(f"--{name} must be {bound}, not {text}")
     return value
+
+
+#: --log-level's choices, quietest last.
+LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def _fail(message: str, status: int = 1) -> Any:
+    # twistd would print the error after its whole option help, or a
+    # traceback: one line is what an operator needs.
+    sys.stderr.write(f"twistd pace: error: {message}\n")
+    raise SystemExit(status)
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise usage.UsageError(f"--metrics-port must be between 0 and 65535, not {port}")
+    if port == 0:
+        return
+    with socket.socket() as s:
+        # As a listening Twisted port binds (SO_REUSEADDR): fails only when
+        # someone listens there.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError as e:
+            raise usage.UsageError(
+                f"--metrics-port {port}: {e.strerror.lower()} (another process listens "
+                "there?): choose another port"
+            ) from None
+
+
+def _check_extra(module: str, option: str, extra: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise usage.UsageError(
+            f"{option} needs {module.replace('_', '-')}: pip install 'txpace[{extra}]'"
+        ) from None
+
+
+def _check_dsn(dsn: str) -> None:
+    _check_extra("sentry_sdk", "--sentry-dsn", "sentry")
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(dsn)
+    except BadDsn:
+        # The DSN itself holds a key: not repeated.
+        raise usage.UsageError(
+            "--sentry-dsn (or $SENTRY_DSN) is not a Sentry DSN: copy it from the project's "
+            "settings, as https://KEY@HOST/PROJECT_ID"
+        ) from None
+
+
+def _cwd_on_path() -> None:
+    # As rq and Celery do: `--handler mypkg.jobs.handle` run from the
+    # project's directory finds mypkg.
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+#: What `log_observer` filters: set by --log-level under twistd.
+_log_level: dict[str, Any] = {}
+
+
+def log_observer() -> Any:
+    """
+    twistd's ``--logger`` factory for ``--log-level``: the observer twistd
+    would make from its own options (file, stdout, syslog), keeping events
+    of that level and up.
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        ILogObserver,
+        LegacyLogObserverWrapper,
+        LogLevel,
+        LogLevelFilterPredicate,
+    )
+
+    if os.name == "posix":
+        from twisted.scripts._twistd_unix import UnixAppLogger as AppLogger
+    else:  # pragma: no cover
+        from twisted.application.app import AppLogger
+    options = dict(_log_level["options"])
+    options["logger"] = None
+    base = AppLogger(options)._getLogObserver()
+    if not ILogObserver.providedBy(base):
+        base = LegacyLogObserverWrapper(base)
+    level = LogLevel.levelWithName(_log_level["level"])
+    return FilteringLogObserver(base, [LogLevelFilterPredicate(level)])
 
 
 class Options(usage.Options):
@@ -63,6 +159,9 @@ class Options(usage.Options):
         ["metrics-port", None, None, "serve Prometheus metrics on this port"],
         ["heartbeat-ttl", None, "30", "seconds without a heartbeat before a worker counts as dead"],
         ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
+        ["log-level", None, None, "log only events at this level or above: " + ", ".join(LEVELS)],
+        # Retries (issue 14).
+        ["retry", None, None, "retry a failed job N times after its first run (jittered backoff)"],
     ]
 
     def __init__(self) -> None:
@@ -75,6 +174,23 @@ class Options(usage.Options):
 
     opt_q = opt_queue
 
+    def opt_version(self) -> None:
+        """print Pace's version and exit"""
+        from twisted import version as twisted_version
+
+        print(f"Pace {pace.__version__} (txpace), Twisted {twisted_version.short()}")
+        raise SystemExit(0)
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # called from Python: the caller handles it
+                raise
+            _fail(f"{e} (see twistd pace --help)", 2)
+
+    parent: Any = None
+
     def postOptions(self) -> None:
         if not self["queue"]:
             env = os.environ.get("PACE_QUEUE", "")
@@ -83,6 +199,7 @@ class Options(usage.Options):
             raise usage.UsageError("no queue: give --queue NAME (or set $PACE_QUEUE)")
         if not self["handler"]:
             raise usage.UsageError("no handler: give --handler package.module.function")
+        _cwd_on_path()
         try:
             self["handler"] = load_handler(self["handler"])
         except HandlerNotFound as e:
@@ -100,9 +217,33 @@ class Options(usage.Options):
         self["metrics-port"] = _number("metrics-port", self["metrics-port"], int, 0)
         self["heartbeat-ttl"] = _number("heartbeat-ttl", self["heartbeat-ttl"], strict=True)
         self["log-interval"] = _number("log-interval", self["log-interval"]) or None
+        if self["metrics-port"] is not None:
+            _check_port(self["metrics-port"])
+            _check_extra("prometheus_client", "--metrics-port", "metrics")
+        if self["sentry-dsn"]:
+            _check_dsn(self["sentry-dsn"])
+        level = self["log-level"]
+        if level is not None:
+            if level.lower() not in LEVELS:
+                raise usage.UsageError(f"--log-level is one of {', '.join(LEVELS)}, not {level!r}")
+            self["log-level"] = level.lower()
+            if self.parent is not None:  # under twistd: filter what it logs
+                _log_level.update(options=self.parent, level=self["log-level"])
+                self.parent["logger"] = "pace.tap.log_observer"
+        # Retries (issue 14): N retries after the first run.
+        retries = _number("retry", self["retry"], int, 0)
+        self["retry"] = pace.Retry(attempts=retries + 1) if retries else None
 
 
 def makeService(options: Options) -> IService:
+    try:
+        return _make_service(options)
+    except (ValueError, TypeError, ImportError) as e:
+        # The worker refusing its configuration: a mistake, not a crash.
+        _fail(str(e))
+
+
+def _make_service(options: Options) -> IService:
     # Handlers that enqueue follow-up jobs reach the worker's own Redis.
     if options["namespace"]:
         pace.namespace = options["namespace"]
@@ -119,6 +260,7 @@ def makeService(options: Options) -> IService:
         record_failures=not options["no-failure-records"],
         heartbeat_ttl=options["heartbeat-ttl"],
         log_interval=options["log-interval"],
+        retry=options["retry"],
     )
     top = MultiService()
     PaceService(worker, options["handler"]).setServiceParent(top)

@@ -1,7 +1,7 @@
 """
 Helpers for users' own trial tests: run a handler over everything in a queue
-and fire when drained (the Ruby original's Pace::Mock), and look at what
-code under test enqueued.
+and fire when drained (the Ruby original's Pace::Mock), look at what code
+under test enqueued, and leave the reactor clean at the end of each test.
 """
 
 from __future__ import annotations
@@ -32,6 +32,27 @@ def drain(queue: str | list[str], handler: Handler, **worker_options: Any) -> An
     worker.add_hook("error", lambda json, failure: failed.append((json, failure)))
     yield worker.start(handler)
     return processed, failed
+
+
+def cleanup(testcase: Any) -> None:
+    """
+    Call in ``setUp``: when the test ends, every worker still running in
+    this process is shut down and the connections `pace.enqueue` keeps are
+    closed, so trial never finds a dirty reactor. Safe whether or not the
+    test started anything.
+    """
+    testcase.addCleanup(_clean)
+
+
+@defer.inlineCallbacks
+def _clean() -> Any:
+    from pace.enqueue import disconnect
+    from pace.worker import running_workers
+
+    yield defer.gatherResults(
+        [w.shutdown() for w in running_workers()], consumeErrors=True
+    ).addErrback(lambda f: f.value.subFailure)
+    yield disconnect()
 
 
 @defer.inlineCallbacks

@@ -79,6 +79,7 @@ class RedisTestCase(unittest.TestCase):
         is killed, if still running, when the test ends.
         """
         env = dict(os.environ, PYTHONPATH=ROOT, REDIS_URL=self.url)
+        popen.setdefault("stdin", subprocess.DEVNULL)  # never the terminal
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, **popen)
 
         def stop() -> None:

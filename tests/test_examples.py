@@ -313,3 +313,76 @@ class PauseTests(ExampleTestCase):
         self.assertTrue(errors[0].check(ConnectingCancelledError))
         # ...and that is a timeout too.
         self.assertTrue(w.paused)
+
+
+class RecipeTests(RedisTestCase):
+    """
+    docs/examples.rst's recipe for examples/http.py, run as printed: a
+    `twistd web` target with a backlog that keeps up with the worker's
+    --concurrency 200, and a `twistd pace` worker; no job fails.
+    """
+
+    @defer.inlineCallbacks
+    def test_http_recipe_at_concurrency_200(self):
+        import os
+        import sys
+
+        from pace.redisserver import free_port
+        from tests.support import ROOT
+
+        bin_dir = os.path.dirname(sys.executable)
+        port = free_port()
+        where = os.path.abspath(self.mktemp())
+        os.makedirs(where)
+        web = self.spawn(
+            [
+                os.path.join(bin_dir, "twistd"),
+                "-n",
+                f"--pidfile={where}/web.pid",
+                "-l",
+                f"{where}/web.log",
+                "web",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1:backlog=1024",
+                "--path",
+                ROOT,
+            ]
+        )
+        yield until(lambda: _listening(port) or web.poll() is not None, timeout=30)
+        self.push("http", *[payload("HttpGet") for _ in range(500)])
+        self.set_env("PACE_TARGET_URL", f"http://127.0.0.1:{port}/")
+        worker = self.spawn(
+            [
+                os.path.join(bin_dir, "twistd"),
+                "-n",
+                "--pidfile=",
+                "-l",
+                f"{where}/pace.log",
+                "pace",
+                "--queue",
+                "http",
+                "--handler",
+                "examples.http.handle",
+                "--concurrency",
+                "200",
+            ]
+        )
+        yield until(
+            lambda: (
+                int(self.redis.get("resque:stat:processed") or 0)
+                + int(self.redis.get("resque:stat:failed") or 0)
+                >= 500
+                or worker.poll() is not None
+            ),
+            timeout=60,
+        )
+        self.assertEqual(self.redis.get("resque:stat:processed"), "500")
+        self.assertIsNone(self.redis.get("resque:stat:failed"))
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -14,9 +14,13 @@ from tests.support import RedisTestCase
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def readme_example() -> str:
+def readme() -> str:
     with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
+        return f.read()
+
+
+def readme_example() -> str:
+    text = readme()
     marker = text.index("<!-- README example")
     return re.search(r"```python\n(.*?)```", text[marker:], re.S).group(1)
 
@@ -40,3 +44,48 @@ class ReadmeTests(RedisTestCase):
         )
         self.assertEqual(self.redis.get("resque:stat:processed"), "2")
         self.assertEqual(self.redis.llen("resque:queue:normal"), 0)
+
+
+class ReadmeSnippetTests(RedisTestCase):
+    def test_every_python_snippet_imports_what_it_uses(self):
+        # Each runs alone, as a reader pastes it: nothing assumed imported.
+        snippets = re.findall(r"```python\n(.*?)```", readme(), re.S)
+        self.assertGreaterEqual(len(snippets), 2)
+        router = snippets[1]
+        namespace: dict = {}
+        exec(compile(router, "README.md", "exec"), namespace)
+        self.assertEqual(namespace["router"].classes, ["SendEmail"])
+
+    def test_scheduling_snippet_runs(self):
+        from twisted.internet import defer
+
+        import pace
+
+        [snippet] = [
+            s for s in re.findall(r"```python\n(.*?)```", readme(), re.S) if "enqueue_in" in s
+        ]
+        namespace: dict = {}
+        exec(compile(snippet, "README.md", "exec"), namespace)
+        self.assertEqual(namespace["worker"].retry.attempts, 5)
+        self.assertEqual(namespace["router"].retry_for("Charge").attempts, 3)
+        pace.redis_url = self.url
+        d = defer.Deferred.fromCoroutine(namespace["schedule"]())
+        return d.addCallback(
+            lambda _: self.assertEqual(self.redis.zcard("resque:delayed_queue_schedule"), 2)
+        )
+
+    def test_no_pointer_outside_the_repository(self):
+        self.assertNotIn("shared/DESIGN.md", readme())
+
+    def test_daemon_line_has_no_pid_file_and_parses(self):
+        from pace import tap
+
+        text = readme()
+        line = re.search(r"^    twistd -n (.*?)\n\n", text, re.S | re.M).group(1)
+        words = line.replace("\\\n", " ").split()
+        self.assertEqual(words[0], "--pidfile=")
+        args = words[words.index("pace") + 1 :]
+        args[args.index("mypkg.jobs.handle")] = "tests.test_tap.handler"
+        options = tap.Options()
+        options.parseOptions(args)
+        self.assertEqual(options["queue"], ["high", "normal"])

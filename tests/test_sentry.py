@@ -290,6 +290,49 @@ class ReportTests(SentryTestCase):
         self.flushLoggedErrors(ZeroDivisionError)
 
 
+class RetryTests(SentryTestCase):
+    @defer.inlineCallbacks
+    def test_only_the_last_attempt_is_reported_by_default(self):
+        from twisted.internet import task
+
+        clock = task.Clock()
+        clock.advance(reactor.seconds())
+        runs = []
+
+        def flaky(job: dict) -> None:
+            runs.append(job)
+            raise ConnectionError(f"attempt {len(runs)}")
+
+        hook = self.hook()
+        every = self.hook()
+        every.every_attempt = True
+        w = self.worker(
+            concurrency=1, clock=clock, retry=pace.Retry(attempts=3, base=1, jitter=False)
+        )
+        w.add_hook("error", hook)
+        self.push("q", payload("Flaky"))
+        self.started(w, flaky)
+
+        def advanced() -> bool:
+            clock.advance(0.6)
+            return self.redis.llen("resque:failed") == 1
+
+        yield until(advanced)
+        yield until(lambda: len(self.endpoint.job_events()) >= 1)
+        yield hook.flush()
+        yield w.shutdown()
+        self.assertEqual(len(runs), 3)
+        self.assertEqual(
+            [exception_of(e) for e in self.endpoint.job_events()],
+            [("ConnectionError", "attempt 3")],
+        )
+        # every_attempt=True reports each one.
+        failure = Failure(ConnectionError("x"))
+        failure.pace_last_attempt = False
+        every(payload("Flaky"), failure)
+        yield until(lambda: len(self.endpoint.job_events()) == 2)
+
+
 class FlushTests(SentryTestCase):
     @defer.inlineCallbacks
     def test_flush_fires_once_the_events_are_delivered(self):
