@@ -8,7 +8,9 @@ from pace.config import expand_queue_name, resolve_redis_url
 from pace.enqueue import EnqueueError, disconnect, enqueue, enqueue_many
 from pace.payload import MalformedJob
 from pace.queuepause import pause_queue, resume_queue
+from pace.retry import NoRetry, Retry
 from pace.router import JobRouter, UnknownJobClass
+from pace.schedule import enqueue_at, enqueue_in
 from pace.service import PaceService
 from pace.sharedlimit import SharedLimit
 from pace.worker import Worker, pause, resume, running_workers
@@ -26,11 +28,15 @@ __all__ = [
     "EnqueueError",
     "JobRouter",
     "MalformedJob",
+    "NoRetry",
     "PaceService",
+    "Retry",
     "Worker",
     "disconnect",
     "enqueue",
     "enqueue_many",
+    "enqueue_at",
+    "enqueue_in",
     "expand_queue_name",
     "namespace",
     "pause",

@@ -6,12 +6,16 @@ queue-name expansion, resolved the way Resque and its clients resolve them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+# Every password a URL parsed here carried, so that reporters (pace.sentry)
+# can scrub it wherever it turns up, not only inside a URL.
+_passwords: set[str] = set()
 
 
 def _package():
@@ -66,6 +70,17 @@ class RedisURL:
     verify: bool = True
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
+    #: TLS options, spelt and meant as in redis-py: ``ssl_cert_reqs`` is
+    #: ``required`` (the default) or ``optional`` (both verify the server's
+    #: certificate: a TLS server always presents one), or ``none``;
+    #: ``ssl_ca_certs`` a PEM bundle of the CAs to trust instead of the
+    #: system's; ``ssl_certfile``/``ssl_keyfile`` a client certificate;
+    #: ``ssl_check_hostname`` whether the certificate must name the host.
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
 
     @property
     def tls(self) -> bool:
@@ -120,7 +135,9 @@ def parse_redis_url(url: str) -> RedisURL:
     password = unquote(parts.password) if parts.password else None
     if password is None and "password" in query:
         password = query["password"]
-    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "optional")
+    if password:
+        _passwords.add(password)
+    tls = _tls_options(query, url)
     db = _parse_db(query.get("db"), url)
 
     if scheme == "unix":
@@ -158,8 +175,39 @@ def parse_redis_url(url: str) -> RedisURL:
         db=db,
         username=username,
         password=password,
-        verify=verify,
+        **tls,
     )
+
+
+_CERT_REQS = ("none", "optional", "required")
+_TRUE, _FALSE = ("true", "yes", "1", "on", "y"), ("false", "no", "0", "off", "n")
+
+
+def _tls_options(query: dict[str, str], url: str) -> dict:
+    reqs = query.get("ssl_cert_reqs", "required").lower()
+    if reqs not in _CERT_REQS:
+        raise InvalidRedisURL(
+            f"ssl_cert_reqs must be none, optional or required, not {reqs!r}: {redact(url)}"
+        )
+    check = query.get("ssl_check_hostname", "true").lower()
+    if check not in _TRUE + _FALSE:
+        raise InvalidRedisURL(
+            f"ssl_check_hostname must be true or false, not {check!r}: {redact(url)}"
+        )
+    files = {}
+    for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        path = query.get(name)
+        if path is not None and not os.path.isfile(path):
+            raise InvalidRedisURL(f"{name}={path}: no such file (in {redact(url)})")
+        files[name] = path
+    if files["ssl_keyfile"] and not files["ssl_certfile"]:
+        raise InvalidRedisURL(f"ssl_keyfile needs ssl_certfile: {redact(url)}")
+    return {
+        "verify": reqs != "none",
+        "ssl_cert_reqs": reqs,
+        "ssl_check_hostname": reqs != "none" and check in _TRUE,
+        **files,
+    }
 
 
 def _parse_db(text: str | None, url: str) -> int:
@@ -187,12 +235,71 @@ def _host_port(text: str, default_port: int, url: str) -> tuple[str, int]:
 
 
 def _redact_raw(url: str) -> str:
-    # For URLs too broken to parse: hide whatever sits between the scheme and
-    # an "@", which is where a password would be.
-    head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{head}://***@{rest.rpartition('@')[2]}"
+    return redact(url)
+
+
+# A URL anywhere in a text: scheme, then everything up to white space or a
+# quote. Its user information ends at the last "@", as urlsplit reads it.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s'\"<>]*)")
+_PASSWORD_PARAM = re.compile(r"(?i)([?&;]password=)[^&#\s'\"<>]*")
+_MASK = "***"
+
+
+def _redact_match(match: re.Match) -> str:
+    scheme, rest = match.groups()
+    userinfo, at, after = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        # With no colon the whole user part may be a password (redis-rb and
+        # others read "redis://secret@host" so): hide it all.
+        rest = (f"{user}:{_MASK}" if colon else _MASK) + "@" + after
+    return scheme + _PASSWORD_PARAM.sub(r"\1" + _MASK, rest)
+
+
+def redact(text: str) -> str:
+    """
+    ``text`` with the password of every URL in it replaced by ``***``: in
+    the user information (``redis://:PW@h``, ``redis://user:PW@h``, sentinel
+    host lists, URLs too broken to parse) and in a ``password=`` query
+    parameter. Meant for any message that may quote a URL.
+    """
+    if "://" not in text:
+        return text
+    return _URL.sub(_redact_match, text)
+
+
+def known_passwords() -> frozenset[str]:
+    """
+    The passwords of every Redis URL parsed so far, and of ``$REDIS_URL``
+    and ``pace.redis_url``, for scrubbing reports.
+    """
+    for url in (os.environ.get("REDIS_URL"), getattr(_package(), "redis_url", None)):
+        if isinstance(url, str) and url not in _sources:
+            _sources.add(url)
+            try:
+                parse_redis_url(url)
+            except InvalidRedisURL:
+                pass
+        elif isinstance(url, RedisURL) and url.password:
+            _passwords.add(url.password)
+    return frozenset(_passwords)
+
+
+_sources: set[str] = set()
+
+
+def scrub(text: str) -> str:
+    """
+    `redact`, and every known Redis password (`known_passwords`) replaced by
+    ``***`` wherever it appears, for messages that quote what others wrote
+    (an exception from a handler). Passwords shorter than 4 characters are
+    left to `redact`: replacing them everywhere would garble the text.
+    """
+    text = redact(text)
+    for secret in known_passwords():
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, _MASK)
+    return text
 
 
 def resolve_redis_url(explicit: str | None = None) -> RedisURL:
@@ -201,7 +308,10 @@ def resolve_redis_url(explicit: str | None = None) -> RedisURL:
     ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
 
     Schemes: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS;
-    certificates are verified unless the URL says ``?ssl_cert_reqs=none``),
+    certificates are verified unless the URL says ``?ssl_cert_reqs=none``;
+    ``?ssl_ca_certs=/path/ca.pem`` trusts a private CA, ``ssl_certfile`` and
+    ``ssl_keyfile`` give a client certificate, ``ssl_check_hostname=false``
+    verifies the chain but not the name, all as redis-py reads them),
     ``unix:///path/to/socket[?db=N]`` and
     ``redis+sentinel://host:port[,host:port...]/<master name>[/db]``.
     """

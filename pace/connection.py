@@ -128,7 +128,9 @@ class RedisConnection:
             on_connected=self._connected,
             on_lost=self._lost,
             on_refused=self._refused,
+            on_closed=self._closed_by,
         )
+        self._said: str | None = None
         self._link = txredis.Link(url, charset, endpoint, events)
         self._expected = reactor.seconds() + self._interval
         self._watch = reactor.callLater(self._interval, self._check)
@@ -190,6 +192,20 @@ class RedisConnection:
             url=self.url.redacted(),
             role=self.role,
         )
+
+    def _closed_by(self, reason: Any) -> None:
+        from pace.endpoints import describe_connection_failure
+
+        said = describe_connection_failure(reason)
+        if said is not None and said != self._said:
+            # A certificate problem repeats on every attempt: say it once.
+            self._said = said
+            log.error(
+                "pace: cannot connect to Redis at {url} ({role}): {why}",
+                url=self.url.redacted(),
+                role=self.role,
+                why=said,
+            )
 
     def _refused(self, why: str) -> None:
         log.error(

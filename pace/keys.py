@@ -75,3 +75,42 @@ def pause_all_workers() -> str:
     Resque's own switch: Resque::Worker#paused? is true while it is "true".
     """
     return namespaced("resque:pause-all-workers")
+
+
+# resque-scheduler's delayed jobs (see pace.schedule): the members of a
+# timestamps set are the un-namespaced "delayed:<ts>" strings Ruby writes.
+
+
+def delayed_schedule() -> str:
+    return namespaced("resque:delayed_queue_schedule")
+
+
+def delayed_list(timestamp: int | str) -> str:
+    return namespaced(f"resque:delayed:{timestamp}")
+
+
+def delayed_timestamps(payload: str) -> str:
+    return namespaced(f"resque:timestamps:{payload}")
+
+
+def namespaced_queue(short_name: str) -> str:
+    """
+    The queue resque-scheduler pushes a due job with ``"queue": short_name``
+    onto.
+    """
+    return namespaced(f"resque:queue:{short_name}")
+
+
+def resque_prefix() -> str:
+    """
+    ``resque:`` with the namespace in front, for scripts that build keys.
+    """
+    return namespaced("resque:")
+
+
+def schedule_malformed() -> str:
+    """
+    List: entries taken off the schedule as malformed, until their failure
+    records are written (so a crash in between loses none).
+    """
+    return namespaced("resque:pace:schedule:malformed")

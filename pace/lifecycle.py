@@ -146,7 +146,7 @@ class Lifecycle:
         if self.state != STARTING:
             return
         self.state = RUNNING
-        for part in (p.throughput, p.throttle):
+        for part in (p.throughput, p.throttle, getattr(p, "mover", None)):
             if part is not None:
                 part.start()
         self._resume_fetching()
@@ -281,7 +281,7 @@ class Lifecycle:
             grace=w.grace,
         )
         self._cancel_resume()
-        for part in (p.throttle, p.throughput):
+        for part in (p.throttle, p.throughput, getattr(p, "mover", None)):
             if part is not None:
                 part.stop()
         if was == STARTING and self._step is not None and not self._step.called:

@@ -60,6 +60,8 @@ class Processor:
         self.observer: Any = None
         #: ``fn(raw, ok)`` for every job settled (the circuit breaker).
         self.on_settled: Callable[[bytes, bool], Any] | None = None
+        #: Retries failed attempts (pace.retry.Retrier); None: never.
+        self.retrier: Any = None
         self._running: dict[int, tuple[int, bytes, defer.Deferred]] = {}
         self._settling: set[defer.Deferred] = set()
         self._cut: set[int] = set()
@@ -162,15 +164,25 @@ class Processor:
         )
         # For error hooks that report where a job came from (pace.sentry).
         failure.pace_queue = queue  # type: ignore[attr-defined]
+        if self.on_settled is not None:
+            # Retried or not, a failed attempt counts for the circuit.
+            self.on_settled(raw, False)
+        if self.retrier is not None:
+            # Retries: the attempt may go back through the schedule instead.
+            retrying = self.retrier.retry(qi, raw, job, failure)
+            if retrying is not None:
+                self._hold_slot(retrying)
+                self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+                return
         record = None
         if self.record_failures:
             try:
                 record = failure_record(raw, failure, self.worker_id, queue, job)
+                if self.retrier is not None:
+                    record = self.retrier.annotate(record, job, failure)
             except Exception:
                 log.failure("pace: could not build the failure record of a job from {q}", q=queue)
         self._books.settled(qi, raw, failed=True, record=record)
-        if self.on_settled is not None:
-            self.on_settled(raw, False)
         self._hold_slot(self._hooks.run("error", as_text(raw), failure))
 
     def report_error(self, json: str | None, failure: Failure) -> defer.Deferred | None:

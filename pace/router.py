@@ -27,26 +27,43 @@ class JobRouter:
             return treq.post(...)
 
     The router is itself a handler: ``worker.start(router)``, or
-    ``twistd pace --handler mypkg.jobs.router``.
+    ``twistd pace --handler mypkg.jobs.router``. ``retry=pace.Retry(...)``
+    gives a class its own retry policy, in place of the worker's.
     """
 
     def __init__(self) -> None:
         self._routes: dict[str, Callable[..., Any]] = {}
+        self._retries: dict[str, Any] = {}
 
-    def job(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def job(
+        self, name: str, *, retry: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(name, fn)
+            self.add(name, fn, retry=retry)
             return fn
 
         return register
 
-    def add(self, name: str, fn: Callable[..., Any]) -> None:
+    def retry_for(self, name: str) -> Any:
+        """
+        The retry policy registered for class ``name``, or None (the
+        worker's applies).
+        """
+        return self._retries.get(name)
+
+    def add(self, name: str, fn: Callable[..., Any], *, retry: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a job class name must be a non-empty string, not {name!r}")
         if not callable(fn):
             raise TypeError(f"the handler for {name!r} must be callable, not {fn!r}")
         if name in self._routes:
             raise ValueError(f"a handler for {name!r} is already registered")
+        if retry is not None:
+            from pace.retry import Retry
+
+            if not isinstance(retry, Retry):
+                raise TypeError(f"retry for {name!r} must be a pace.Retry, not {retry!r}")
+            self._retries[name] = retry
         self._routes[name] = fn
 
     @property

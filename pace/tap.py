@@ -204,6 +204,8 @@ class Options(usage.Options):
         ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
         *_FLEET_PARAMETERS,
         ["log-level", None, None, "log only events at this level or above: " + ", ".join(LEVELS)],
+        # Retries (issue 14).
+        ["retry", None, None, "retry a failed job N times after its first run (jittered backoff)"],
     ]
 
     def __init__(self) -> None:
@@ -273,6 +275,9 @@ class Options(usage.Options):
             if self.parent is not None:  # under twistd: filter what it logs
                 _log_level.update(options=self.parent, level=self["log-level"])
                 self.parent["logger"] = "pace.tap.log_observer"
+        # Retries (issue 14): N retries after the first run.
+        retries = _number("retry", self["retry"], int, 0)
+        self["retry"] = pace.Retry(attempts=retries + 1) if retries else None
 
 
 def makeService(options: Options) -> IService:
@@ -300,6 +305,7 @@ def _make_service(options: Options) -> IService:
         record_failures=not options["no-failure-records"],
         heartbeat_ttl=options["heartbeat-ttl"],
         log_interval=options["log-interval"],
+        retry=options["retry"],
         **_fleet_worker_args(options),
     )
     top = MultiService()

@@ -30,9 +30,15 @@ KEEPALIVE_COUNT = 3
 
 
 def set_keepalive(transport: Any) -> None:
+    # Under TLS the transport is a protocol wrapper whose handle is the
+    # OpenSSL connection: the socket belongs to the transport below it.
+    while getattr(transport, "wrappedProtocol", None) is not None and hasattr(
+        transport, "transport"
+    ):
+        transport = transport.transport
     try:
         transport.setTcpKeepAlive(1)
-    except AttributeError:  # a UNIX socket, or TLS over something else
+    except (AttributeError, OSError):  # a UNIX socket
         return
     handle = getattr(transport, "getHandle", lambda: None)()
     for name, value in (
@@ -65,6 +71,10 @@ class _PaceProtocol:
     def dataReceived(self, data: bytes) -> None:
         self.reads += 1
         super().dataReceived(data)  # type: ignore[misc]
+
+    def connectionLost(self, why: Any) -> None:
+        self.factory.events.on_closed(why)
+        super().connectionLost(why)  # type: ignore[misc]
 
     def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
         # txredisapi builds each command with two Python calls and a
@@ -99,6 +109,18 @@ class _PaceProtocol:
                 reply = yield self.select(self.dbid)  # type: ignore[attr-defined]
                 if isinstance(reply, ResponseError):
                     raise reply
+            if getattr(self.factory, "is_master", False):
+                # Through Sentinel: only the master will do.
+                role = yield self.role()  # type: ignore[attr-defined]
+                if not role or role[0] != "master":
+                    self.transport.loseConnection()
+                    return
+            else:
+                # A round trip before the connection counts as made: under
+                # TLS the handshake (and a certificate refused) comes first,
+                # and a server that accepts but never answers is caught by
+                # the reply deadline here rather than in a job's write.
+                yield self.execute_command("PING")  # type: ignore[attr-defined]
         except ResponseError as e:
             # Redis answered, and said no: a wrong password or database.
             # Trying again cannot help.
@@ -143,11 +165,13 @@ class _Events:
         on_connected: Callable[[bool], None],
         on_lost: Callable[[], None],
         on_refused: Callable[[str], None],
+        on_closed: Callable[[Any], None],
     ):
         self.on_delay = on_delay
         self.on_connected = on_connected
         self.on_lost = on_lost
         self.on_refused = on_refused
+        self.on_closed = on_closed
 
 
 class _Hooks:

@@ -29,8 +29,11 @@ from pace.fetchloop import FetchLoop
 from pace.fleet import Fleet, FleetGate, FleetSlots
 from pace.hooks import Hooks, scoped
 from pace.lifecycle import RUNNING, STARTING, Lifecycle
+from pace.mover import Mover
 from pace.processor import Handler, Processor
 from pace.registry import Registry
+from pace.retry import Retrier, Retry
+from pace.schedule import resque_short_name
 from pace.throttle import Throttle
 from pace.throughput import ThroughputLog
 
@@ -62,6 +65,7 @@ class Worker:
         burst: bool = False,
         log_interval: float | None = 60,
         clock: Any = None,
+        retry: Retry | None = None,
         shared_limit: Any = None,
         circuit: Any = None,
     ):
@@ -105,6 +109,17 @@ class Worker:
         self.hooks = Hooks(parent=type(self)._class_hooks)
         self._hooks = self.hooks
         self._observer: Any = None
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"retry must be a pace.Retry, not {retry!r}")
+        if retry is not None:
+            for name in names:
+                if resque_short_name(expand_queue_name(name)) is None:
+                    raise ValueError(
+                        f"retry= needs Resque queues (resque:queue:<name>), and {name!r} "
+                        "is a whole key: retries go through resque-scheduler's schedule"
+                    )
+        #: The retry policy for every job (a JobRouter's per-class ones win).
+        self.retry = retry
         self._life = Lifecycle(self, self._clock, reactor)
         self._fleet = self._make_fleet(shared_limit, circuit)
         self.hooks.run("initialize", self.queue)
@@ -244,6 +259,17 @@ class Worker:
         )
         processor.handler = handler
         processor.observer = self._observer
+        # Retries and delayed jobs (pace.retry, pace.mover).
+        processor.retrier = Retrier(
+            self.retry,
+            commands,
+            processing,
+            self.id,
+            [resque_short_name(q) for q in self.queues],
+            books,
+            clock,
+            handler,
+        )
         throttle = None
         if self.jobs_per_second is not None:
             throttle = Throttle(self.jobs_per_second, clock)
@@ -296,6 +322,7 @@ class Worker:
             loop=loop,
             registry=registry,
             throughput=None,
+            mover=Mover(commands, clock, self.id),
             fleet=fleet,
         )
         if self.log_interval is not None:

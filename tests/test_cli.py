@@ -154,6 +154,9 @@ class ConsoleScriptTests(CLITestCase):
         env = dict(os.environ, REDIS_URL=self.url, TERM="dumb")
         pid, fd = pty.fork()
         if pid == 0:  # the child: becomes `pace` on the pty
+            # As a shell gives it: a suite started in the background (CI,
+            # `cmd &`) has SIGINT ignored, and exec would pass that on.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(os.path.join(BIN, "pace"), ["pace", *argv], env)
         self.addCleanup(self._reap, pid, fd)
         return pid, fd

@@ -77,3 +77,17 @@ class OutputTests(unittest.TestCase):
         for answer, expected in (("y\n", True), ("YES\n", True), ("\n", False), ("", False)):
             out = Output(io.StringIO(), stdin=io.StringIO(answer))
             self.assertIs(out.ask("Delete?"), expected, answer)
+
+
+class RichTableTests(unittest.TestCase):
+    def test_dates_never_fold_long_values_do_whole(self):
+        buffer = io.StringIO()
+        out = Output(buffer, tty=True)
+        out.console().width = 60
+        date, long = "2026-12-01T19:34:05Z", "z" * 100
+        out.table("T", ["when", "n", "error"], [[date, "1,234", long]], [1])
+        text = buffer.getvalue()
+        self.assertIn(date, text)
+        self.assertIn("1,234", text)
+        self.assertEqual(text.count("z"), 100)  # folded, nothing cut
+        self.assertGreater(len([line for line in text.splitlines() if "z" in line]), 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 import pace
-from pace.config import InvalidRedisURL, parse_redis_url
+from pace.config import InvalidRedisURL, known_passwords, parse_redis_url, redact, scrub
 from tests.support import RedisTestCase
 
 
@@ -95,3 +95,39 @@ class RedisURLTests(RedisTestCase):
             e = self.assertRaises(InvalidRedisURL, parse_redis_url, raw)
             self.assertIn(words, str(e))
             self.assertNotIn("hunter2", str(e))
+
+    def test_every_url_form_is_redacted_in_text(self):
+        for text, shown in (
+            ("redis://:hunter2@h", "redis://:***@h"),
+            ("redis://user:hunter2@h:6379/0", "redis://user:***@h:6379/0"),
+            ("rediss://hunter2@h", "rediss://***@h"),
+            ("redis://h:1/0?password=hunter2&db=1", "redis://h:1/0?password=***&db=1"),
+            ("redis://h?db=1&PASSWORD=hunter2", "redis://h?db=1&PASSWORD=***"),
+            ("redis+sentinel://:hunter2@s1:1,s2:2/m/0", "redis+sentinel://:***@s1:1,s2:2/m/0"),
+            ("redis://:hunter2@h:port", "redis://:***@h:port"),
+            ("redis://u:hun@ter2@h/0", "redis://u:***@h/0"),
+            ("unix://:hunter2@/tmp/s.sock?db=2", "unix://:***@/tmp/s.sock?db=2"),
+            (
+                "argv ['twistd', '--redis-url', 'redis://:hunter2@h'] and \"redis://:hunter2@g\"",
+                "argv ['twistd', '--redis-url', 'redis://:***@h'] and \"redis://:***@g\"",
+            ),
+            ("no URL, no change: hunter2", "no URL, no change: hunter2"),
+        ):
+            self.assertEqual(redact(text), shown)
+
+    def test_known_passwords_are_scrubbed_anywhere(self):
+        parse_redis_url("redis://:longer-secret@h")
+        self.assertIn("longer-secret", known_passwords())
+        self.assertEqual(scrub("AUTH longer-secret failed"), "AUTH *** failed")
+        self.set_env("REDIS_URL", "redis://:from-the-env@h")
+        self.assertEqual(scrub("AUTH from-the-env failed"), "AUTH *** failed")
+
+    def test_query_password_never_in_errors(self):
+        for raw in (
+            "redis://h/x?password=hunter2",
+            "http://h/?password=hunter2",
+            "redis://h:port?password=hunter2",
+        ):
+            e = self.assertRaises(InvalidRedisURL, parse_redis_url, raw)
+            self.assertNotIn("hunter2", str(e))
+            self.assertIn("password=***", str(e))

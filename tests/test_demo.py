@@ -122,6 +122,9 @@ class DemoTests(RedisTestCase):
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # As a terminal's shell starts it: a suite run in the background
+            # (CI, `cmd &`) has SIGINT ignored, which exec would pass on.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
         seen = b""

@@ -1,17 +1,21 @@
 """
 Tests for pace.payload and for malformed payloads in a running worker: each
-kind goes to the error hooks with its raw text and to the failed list, and
-the worker goes on.
+kind (deep nesting, invalid UTF-8, huge sizes, memory exhaustion included)
+raises MalformedJob and nothing else, goes to the error hooks with its raw
+text and to the failed list, and the worker goes on with the rest.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from pace.payload import MalformedJob, decode, encode
+from pace.payload import MALFORMED_CLASS, MAX_PAYLOAD_BYTES, MalformedJob, decode, encode
 from tests.support import RedisTestCase, payload, until
 
 MALFORMED = {
@@ -27,7 +31,34 @@ MALFORMED = {
     "no args": (b'{"class": "Job"}', 'no "args"'),
     "args not a list": (b'{"class": "Job", "args": {"a": 1}}', '"args" is a object'),
     "empty string": (b"", "not JSON"),
+    "nested 1,000 deep": (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+    "nested 100,000 deep": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
+    "nested inside args": (
+        b'{"class": "J", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "nested too deeply",
+    ),
+    "over the size limit": (b"x" * (MAX_PAYLOAD_BYTES + 1), "over the limit of 4,194,304"),
+    "requeued malformed record": (
+        json.dumps({"class": MALFORMED_CLASS, "args": ["{not json", {"bytes": 9}]}).encode(),
+        "failed again without running",
+    ),
 }
+
+#: Decodes a payload under an address-space limit that it cannot fit in: the
+#: decoder runs out of memory for real.
+_OUT_OF_MEMORY = """
+import json, resource, sys
+from pace.payload import MalformedJob, decode
+raw = ("[" + ",".join(['"abcdefgh"'] * 1_000_000) + "]").encode()
+raw = b'{"class": "J", "args": ' + raw + b"}"
+with open("/proc/self/status") as f:
+    size = next(int(l.split()[1]) for l in f if l.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 16 * 1024 * 1024, resource.RLIM_INFINITY))
+try:
+    decode(raw, max_bytes=None)
+except MalformedJob as e:
+    print("MalformedJob:", e)
+"""
 
 
 class DecodeTests(unittest.TestCase):
@@ -46,6 +77,54 @@ class DecodeTests(unittest.TestCase):
         for name, (raw, message) in MALFORMED.items():
             e = self.assertRaises(MalformedJob, decode, raw)
             self.assertIn(message, str(e), name)
+
+    def test_nothing_but_malformed_job_escapes(self):
+        # 800 deep is a job (as before); deeper is a MalformedJob, however deep.
+        self.assertEqual(
+            decode(b'{"class": "J", "args": ' + b"[" * 800 + b"]" * 800 + b"}")["class"], "J"
+        )
+        for depth in (1000, 10_000, 1_000_000):
+            for raw in (b"[" * depth, b"[" * depth + b"]" * depth, b'{"":' * depth):
+                self.assertRaises(MalformedJob, decode, raw, max_bytes=None)
+
+    def test_size_limit(self):
+        job = encode("Big", ["x" * 1000]).encode()
+        self.assertEqual(decode(job, max_bytes=len(job))["class"], "Big")
+        e = self.assertRaises(MalformedJob, decode, job, max_bytes=len(job) - 1)
+        self.assertIn(f"payload is {len(job):,} bytes, over the limit of {len(job) - 1:,}", str(e))
+        big = encode("Big", ["x" * MAX_PAYLOAD_BYTES]).encode()
+        self.assertRaises(MalformedJob, decode, big)
+        self.assertEqual(decode(big, max_bytes=None)["class"], "Big")
+        self.assertEqual(MAX_PAYLOAD_BYTES, 4 * 1024 * 1024)
+
+    def test_huge_invalid_utf8_within_a_raised_limit(self):
+        raw = b'{"class": "J", "args": ["' + b"\xff" * (20 * 1024 * 1024) + b'"]}'
+        e = self.assertRaises(MalformedJob, decode, raw, max_bytes=None)
+        self.assertIn("not valid UTF-8", str(e))
+        self.assertLess(len(str(e)), 200)
+
+    def test_out_of_memory_is_malformed(self):
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+        out = subprocess.run(
+            [sys.executable, "-c", _OUT_OF_MEMORY],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("MalformedJob: payload of", out.stdout)
+        self.assertIn("too large to decode", out.stdout)
+
+    def test_a_requeued_malformed_record_says_what_it_is(self):
+        wrapper = {
+            "class": MALFORMED_CLASS,
+            "args": ["{not json", {"bytes": 9, "truncated": False}],
+        }
+        e = self.assertRaises(MalformedJob, decode, json.dumps(wrapper).encode())
+        self.assertEqual(e.requeued, wrapper)
+        # A job of any other class is a job.
+        self.assertEqual(decode(b'{"class": "Pace::Other", "args": []}')["class"], "Pace::Other")
 
     def test_encode_rejects_bad_class(self):
         self.assertRaises(TypeError, encode, "", [])
@@ -88,9 +167,10 @@ class DecoderAgreementTests(unittest.TestCase):
             '{"class": "Caf\u00e9", "args": ["\u00e9"]}'.encode(),
             b'{"class": "J", "args": [], "class": "K"}',
             b'{"class": "J", "args": [NaN]}',
+            b'{"class": "J", "args": [' + b"[" * 900 + b"]" * 900 + b"]}",
         ]
         for raw in samples:
-            fast = _outcome(module.decode, raw)
+            fast = _outcome(lambda r: module.decode(r, max_bytes=None), raw)
             slow = _outcome(module._decode_slowly, raw)
             self.assertEqual(fast, slow, raw)
         self.assertEqual(

@@ -68,3 +68,22 @@ class PyresTests(RedisTestCase):
         yield until(lambda: seen)
         yield w2.shutdown()
         self.assertEqual(seen, [{"class": "Charge", "args": [7]}])
+
+    @defer.inlineCallbacks
+    def test_pyres_reads_and_requeues_malformed_records(self):
+        from pace.payload import MALFORMED_CLASS
+
+        self.redis.rpush("resque:queue:billing", b"\xff{not json")
+        w = self.worker("billing")
+        handled = []
+        self.started(w, handled.append)
+        yield until(lambda: self.redis.llen("resque:failed") == 1)
+        [record] = failure.all(self.resq, 0, 10)
+        self.assertEqual(record["payload"]["class"], MALFORMED_CLASS)
+        self.assertEqual(record["payload"]["args"][0], "\\xff{not json")
+        self.assertEqual(record["exception"], "MalformedJob")
+        failure.requeue(self.resq, BaseBackend(None, record["queue"], record["payload"]))
+        yield until(lambda: self.redis.llen("resque:failed") == 2)
+        yield w.shutdown()
+        self.assertEqual(handled, [])
+        self.assertEqual(failure.all(self.resq, 1, 1)[0]["payload"], record["payload"])

@@ -56,6 +56,24 @@ class ReadmeSnippetTests(RedisTestCase):
         exec(compile(router, "README.md", "exec"), namespace)
         self.assertEqual(namespace["router"].classes, ["SendEmail"])
 
+    def test_scheduling_snippet_runs(self):
+        from twisted.internet import defer
+
+        import pace
+
+        [snippet] = [
+            s for s in re.findall(r"```python\n(.*?)```", readme(), re.S) if "enqueue_in" in s
+        ]
+        namespace: dict = {}
+        exec(compile(snippet, "README.md", "exec"), namespace)
+        self.assertEqual(namespace["worker"].retry.attempts, 5)
+        self.assertEqual(namespace["router"].retry_for("Charge").attempts, 3)
+        pace.redis_url = self.url
+        d = defer.Deferred.fromCoroutine(namespace["schedule"]())
+        return d.addCallback(
+            lambda _: self.assertEqual(self.redis.zcard("resque:delayed_queue_schedule"), 2)
+        )
+
     def test_no_pointer_outside_the_repository(self):
         self.assertNotIn("shared/DESIGN.md", readme())
 

@@ -45,6 +45,20 @@ class RouterUnitTests(unittest.TestCase):
         self.assertIn("Charge, SendEmail", str(e))
 
 
+class RouterRetryTests(unittest.TestCase):
+    def test_retry_per_class(self):
+        r = pace.JobRouter()
+        policy = pace.Retry(attempts=3)
+        r.job("Flaky", retry=policy)(lambda: None)
+        r.job("Plain")(lambda: None)
+        self.assertIs(r.retry_for("Flaky"), policy)
+        self.assertIsNone(r.retry_for("Plain"))
+        self.assertIsNone(r.retry_for("Unknown"))
+        with self.assertRaisesRegex(TypeError, "must be a pace.Retry"):
+            r.add("Bad", lambda: None, retry=3)
+        self.assertNotIn("Bad", r.classes)
+
+
 class RouterWorkerTests(RedisTestCase):
     @defer.inlineCallbacks
     def test_dispatch_through_a_worker(self):

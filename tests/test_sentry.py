@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import sys
 import zlib
 from typing import Any
 
+import redis
 import sentry_sdk
 from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
@@ -22,6 +25,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 import pace.sentry
+from pace.config import parse_redis_url
+from pace.redisserver import RedisServer
 from tests.support import RedisTestCase, payload, until
 
 try:
@@ -285,6 +290,49 @@ class ReportTests(SentryTestCase):
         self.flushLoggedErrors(ZeroDivisionError)
 
 
+class RetryTests(SentryTestCase):
+    @defer.inlineCallbacks
+    def test_only_the_last_attempt_is_reported_by_default(self):
+        from twisted.internet import task
+
+        clock = task.Clock()
+        clock.advance(reactor.seconds())
+        runs = []
+
+        def flaky(job: dict) -> None:
+            runs.append(job)
+            raise ConnectionError(f"attempt {len(runs)}")
+
+        hook = self.hook()
+        every = self.hook()
+        every.every_attempt = True
+        w = self.worker(
+            concurrency=1, clock=clock, retry=pace.Retry(attempts=3, base=1, jitter=False)
+        )
+        w.add_hook("error", hook)
+        self.push("q", payload("Flaky"))
+        self.started(w, flaky)
+
+        def advanced() -> bool:
+            clock.advance(0.6)
+            return self.redis.llen("resque:failed") == 1
+
+        yield until(advanced)
+        yield until(lambda: len(self.endpoint.job_events()) >= 1)
+        yield hook.flush()
+        yield w.shutdown()
+        self.assertEqual(len(runs), 3)
+        self.assertEqual(
+            [exception_of(e) for e in self.endpoint.job_events()],
+            [("ConnectionError", "attempt 3")],
+        )
+        # every_attempt=True reports each one.
+        failure = Failure(ConnectionError("x"))
+        failure.pace_last_attempt = False
+        every(payload("Flaky"), failure)
+        yield until(lambda: len(self.endpoint.job_events()) == 2)
+
+
 class FlushTests(SentryTestCase):
     @defer.inlineCallbacks
     def test_flush_fires_once_the_events_are_delivered(self):
@@ -305,3 +353,98 @@ class FlushTests(SentryTestCase):
         yield d
         self.assertEqual(fired, [True])
         self.assertEqual(exception_of(self.endpoint.events[0]), ("LookupError", "no such thing"))
+
+
+PASSWORD = "S3CRETpassw0rd"
+
+
+class NoSecretTests(SentryTestCase):
+    """
+    A real `twistd -n pace` whose command line carries the Redis password,
+    with sentry-sdk's default integrations (sys.argv among them), failing
+    jobs whose errors quote the password in every form: nothing it sends
+    holds the password, in any request.
+    """
+
+    @defer.inlineCallbacks
+    def test_no_password_anywhere_in_what_a_daemon_sends(self):
+        own = RedisServer(None, None, "--requirepass", PASSWORD)
+        own.start()
+        self.addCleanup(own.cleanup)
+        client = redis.Redis(port=own.port, password=PASSWORD, decode_responses=True)
+        self.addCleanup(client.close)
+        url = f"redis://:{PASSWORD}@127.0.0.1:{own.port}/0"
+        client.rpush("resque:queue:work", *[payload("Leak", i) for i in range(8)], "{not json")
+        log = os.path.abspath(self.mktemp())
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        proc = self.spawn(
+            [
+                twistd,
+                "-n",
+                "--pidfile=",
+                "-l",
+                log,
+                "pace",
+                "--queue",
+                "work",
+                "--handler",
+                "tests.daemon_handlers.leaky",
+                "--redis-url",
+                url,
+                "--sentry-dsn",
+                self.dsn,
+            ]
+        )
+        # 8 job errors, 1 malformed payload, 1 unhandled error.
+        yield until(lambda: len(self.endpoint.job_events()) >= 10, timeout=30)
+        proc.terminate()
+        yield until(lambda: proc.poll() is not None, timeout=30)
+        self.assertEqual(client.llen("resque:failed"), 9)
+        bodies = b"".join(body for _, _, body in self.endpoint.requests)
+        self.assertNotIn(PASSWORD.encode(), bodies)
+        messages = [exception_of(e)[1] for e in self.endpoint.job_events()]
+        # The messages still say what happened, with the password masked.
+        self.assertIn(f"could not reach redis://:***@127.0.0.1:{own.port}/0", messages)
+        self.assertIn("could not reach redis://127.0.0.1:1/0?db=0&password=***", messages)
+        self.assertIn("AUTH *** was refused", messages)
+        self.assertIn("sentinels redis+sentinel://:***@s1:26379,s2:26380/mymaster", messages)
+        self.assertIn(f"unhandled, for redis://:***@127.0.0.1:{own.port}/0", messages)
+        for event in self.endpoint.events:
+            self.assertNotIn("sys.argv", event.get("extra", {}))
+        # Pace's own log lines neither (Twisted's report of the unhandled
+        # error, before Pace hears of it, is Twisted's).
+        with open(log) as f:
+            ours = [line for line in f if "[pace." in line]
+        self.assertTrue(any("failed: RuntimeError: AUTH *** was refused" in x for x in ours))
+        self.assertFalse([line for line in ours if PASSWORD in line])
+
+
+class ScrubTests(SentryTestCase):
+    @defer.inlineCallbacks
+    def test_scrubbed_after_the_users_own_before_send(self):
+        seen = []
+
+        def before_send(event, hint):
+            # A user's own processor adding what it should not.
+            seen.append(True)
+            event.setdefault("extra", {})["dsn"] = f"redis://u:{PASSWORD}@h/0"
+            return event
+
+        hook = self.hook(before_send=before_send, send_default_pii=True)
+        try:
+            raise ValueError(f"redis://h/0?password={PASSWORD} and rediss://{PASSWORD}@h")
+        except ValueError:
+            hook(payload("J", PASSWORD), Failure())
+        yield hook.flush()
+        yield until(lambda: self.endpoint.events)
+        self.assertEqual(seen, [True])
+        (event,) = self.endpoint.events
+        self.assertEqual(event["extra"]["dsn"], "redis://u:***@h/0")
+        self.assertEqual(exception_of(event)[1], "redis://h/0?password=*** and rediss://***@h")
+        # Arguments are sent (send_default_pii), but a known Redis password is
+        # not, not even outside a URL, once Pace has parsed a URL holding it.
+        parse_redis_url(f"redis://:{PASSWORD}@h")
+        hook(payload("J", PASSWORD), Failure(ValueError("again")))
+        yield hook.flush()
+        yield until(lambda: len(self.endpoint.events) == 2)
+        self.assertEqual(self.endpoint.events[1]["contexts"]["job"]["args"], ["***"])

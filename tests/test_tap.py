@@ -131,6 +131,31 @@ class OptionsTests(RedisTestCase):
         )
         self.assert_usage_error(["scheme"], "--queue", "q", *h, "--redis-url", "http://u:pw@h")
 
+    def test_retry_means_retries_after_the_first_run(self):
+        o = parse("--queue", "q", "--handler", "tests.test_tap.handler", "--retry", "3")
+        self.assertEqual(o["retry"].attempts, 4)
+        self.assertEqual(tap.makeService(o).services[0].worker.retry.attempts, 4)
+        o = parse("--queue", "q", "--handler", "tests.test_tap.handler", "--retry", "0")
+        self.assertIsNone(o["retry"])
+        self.assert_usage_error(
+            ["--retry", ">= 0"],
+            "--queue",
+            "q",
+            "--handler",
+            "tests.test_tap.handler",
+            "--retry",
+            "-1",
+        )
+        self.assert_usage_error(
+            ["--retry", "number"],
+            "--queue",
+            "q",
+            "--handler",
+            "tests.test_tap.handler",
+            "--retry",
+            "x",
+        )
+
     def test_make_service(self):
         o = parse(
             "--queue",
@@ -210,11 +235,22 @@ class PackagingTests(unittest.TestCase):
         # A plain `pip install txpace` must put the plugin where Twisted
         # looks, and never an __init__.py that would shadow Twisted's own.
         import glob
+        import shutil
         import zipfile
 
         out = os.path.abspath(self.mktemp())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, root]
+        # Built from a clean copy: a build/ left in the checkout would
+        # supply modules that setup.cfg forgets to list.
+        clean = os.path.abspath(self.mktemp())
+        shutil.copytree(
+            root,
+            clean,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "build", "dist", "_trial_temp*", "*.egg-info", "_build", ".*"
+            ),
+        )
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, clean]
         built = subprocess.run(cmd, capture_output=True, text=True)
         self.assertEqual(built.returncode, 0, built.stderr[-3000:])
         [wheel] = glob.glob(os.path.join(out, "txpace-*.whl"))

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "pace.cli.failed",
     "pace.cli.queues",
     "pace.cli.fleet",
+    "pace.cli.scheduled",
 ]
 
 #: A command's function: ``fn(ctx) -> exit status``; see `Context`.

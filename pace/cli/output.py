@@ -90,6 +90,10 @@ def iso_utc(value: Any) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+#: Values up to this long are never folded in a terminal's table.
+_SHORT = 24
+
+
 class Output:
     """
     Where the command prints, and whether it may ask. ``tty`` says whether
@@ -170,7 +174,15 @@ class Output:
 
         table = Table(title=title, title_justify="left")
         for i, h in enumerate(headers):
-            table.add_column(h, justify="right" if i in right else "left", overflow="fold")
+            # Short values (dates, numbers, names) stay whole on one line;
+            # long ones fold, so that nothing is ever cut.
+            longest = max((len(row[i]) for row in cells), default=0)
+            table.add_column(
+                h,
+                justify="right" if i in right else "left",
+                overflow="fold",
+                no_wrap=longest <= _SHORT,
+            )
         for row in cells:
             table.add_row(*(Text(c) for c in row))  # Text: data is never markup
         self.console().print(table)
