@@ -222,6 +222,23 @@ class CircuitInWorkerTests(RedisTestCase):
         yield other.shutdown()
         self.flushLoggedErrors(ZeroDivisionError)
 
+    @defer.inlineCallbacks
+    def test_retried_failures_count_too(self):
+        # With retries the failed attempts go back through the schedule,
+        # not into resque:failed: the circuit must still see them.
+        self.push("q", *[payload("Call", i) for i in range(5)])
+        circuit = pace.Circuit(failures=2, cool_off=30.0)
+        w = self.worker("q", concurrency=1, circuit=circuit, retry=pace.Retry(attempts=3, base=60))
+        told = []
+        w.add_hook("error", lambda json, failure: told.append(failure) if json is None else None)
+        self.started(w, lambda job: 1 / 0)
+        yield until(lambda: circuit.state == "open", timeout=20)
+        self.assertEqual(self.redis.llen("resque:failed"), 0)
+        self.assertTrue(told and told[0].check(pace.CircuitOpen))
+        self.assertEqual(self.redis.llen("resque:queue:q"), 3)
+        yield w.shutdown()
+        self.flushLoggedErrors(ZeroDivisionError)
+
 
 class SharedLimitInWorkerTests(RedisTestCase):
     @defer.inlineCallbacks
