@@ -19,7 +19,7 @@ import sys
 from twisted.internet import defer, reactor, task, utils
 
 import pace
-from pace import keys
+from pace import failures, keys
 from pace.registry import WORKING_TTL, fleet
 from tests.support import ROOT, RedisTestCase, payload, until
 
@@ -258,9 +258,11 @@ class RecordTests(InteropTestCase):
         self.assertTrue(every["ok"], every)
         self.assertEqual(len(records), 3)
 
-    test_ruby_requeues_or_safely_skips_malformed_payload_records.todo = (  # type: ignore
-        "malformed-payload records are redesigned in pace.failures (issue 11 item 3, wip-10)"
-    )
+    if not hasattr(failures, "malformed_payload"):
+        # Passes with wip-10's pace.failures (tried); until it is merged:
+        test_ruby_requeues_or_safely_skips_malformed_payload_records.todo = (  # type: ignore
+            "malformed-payload records are redesigned in pace.failures (issue 11 item 3, wip-10)"
+        )
 
 
 class QueueNameTests(InteropTestCase):
