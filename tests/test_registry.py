@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -446,6 +447,110 @@ class LivenessTests(RedisTestCase):
         for token in ids:
             self.assertNotIn("pruned", json.loads(self.redis.hget(keys.pace_workers(), token)))
         self.assertEqual(self.redis.llen("resque:queue:q"), 0)
+
+
+class _Gate:
+    """
+    A loopback TCP proxy to the test's Redis that can cut its clients off
+    and refuse new ones (Redis unreachable for them), then let them in again.
+    """
+
+    def __init__(self, target: int):
+        self.target = target
+        self.conns: set = set()
+        self.port: Any = None
+        self.number = 0
+        self.open()
+
+    def open(self) -> None:
+        from twisted.internet import reactor
+        from twisted.protocols import portforward
+
+        gate = self
+
+        class Server(portforward.ProxyServer):
+            def connectionMade(self) -> None:
+                gate.conns.add(self)
+                super().connectionMade()
+
+            def connectionLost(self, reason: Any) -> None:
+                gate.conns.discard(self)
+                super().connectionLost(reason)
+
+        factory = portforward.ProxyFactory("127.0.0.1", self.target)
+        factory.protocol = Server
+        factory.noisy = False
+        self.port = reactor.listenTCP(self.number, factory, interface="127.0.0.1")
+        self.number = self.port.getHost().port
+
+    def cut(self) -> defer.Deferred:
+        port, self.port = self.port, None
+        for c in list(self.conns):
+            c.transport.abortConnection()
+            if c.peer is not None:
+                c.peer.transport.abortConnection()
+        return port.stopListening() if port is not None else defer.succeed(None)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.number}/0"
+
+
+class StaggeredOutageTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_workers_back_late_from_an_outage_are_not_taken_for_dead(self):
+        # Redis unreachable for everyone for longer than the TTL; A and B
+        # come back ~10 s before C (reconnect backoff): without the grace,
+        # their sweeps would prune C and run its jobs a second time.
+        from twisted.internet import reactor, task
+
+        runs: list = []
+        ends: list[defer.Deferred] = []
+
+        def handler(job):
+            runs.append(tuple(job["args"]))
+            ends.append(defer.Deferred())
+            return ends[-1]
+
+        gates = {}
+        workers = {}
+        for q in "abc":
+            self.push(q, *[payload("J", q, i) for i in range(5)])
+            gates[q] = _Gate(self.server.port)
+            self.addCleanup(gates[q].cut)
+            workers[q] = self.worker(q, redis_url=gates[q].url, concurrency=5, heartbeat_ttl=3)
+            self.started(workers[q], handler)
+        yield until(lambda: len(runs) == 15, timeout=15)
+        for g in gates.values():
+            yield g.cut()
+        yield task.deferLater(reactor, 6, lambda: None)
+        gates["a"].open()
+        gates["b"].open()
+        yield task.deferLater(reactor, 8, lambda: None)
+        gates["c"].open()
+        c = workers["c"].token
+        self.assertLess(self.redis.zscore(keys.deadlines(), c), _server_ms(self.redis))
+        yield until(
+            lambda: self.redis.zscore(keys.deadlines(), c) > _server_ms(self.redis), timeout=30
+        )
+        for d in ends:
+            d.callback(None)
+        yield until(
+            lambda: (
+                sum(self.redis.llen(k) for k in self.redis.keys("resque:pace:processing:*")) == 0
+            ),
+            timeout=30,
+        )
+        self.assertEqual(sorted(runs), sorted((q, i) for q in "abc" for i in range(5)))
+        for w in workers.values():
+            self.assertNotIn("pruned", json.loads(self.redis.hget(keys.pace_workers(), w.token)))
+
+    test_workers_back_late_from_an_outage_are_not_taken_for_dead.timeout = 90  # type: ignore
+
+
+def _server_ms(r) -> int:
+    seconds, micros = r.time()
+    return seconds * 1000 + micros // 1000
 
 
 class DaemonPidTests(RedisTestCase):
