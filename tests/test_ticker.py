@@ -32,9 +32,10 @@ class TickerTests(unittest.TestCase):
         ticks = []
         t = Ticker(reactor, 0.3, lambda: ticks.append(time.monotonic()))
         self.addCleanup(t.stop)
-        # Timers scheduled from now on think it is 40 s earlier.
-        self.patch(reactor, "seconds", lambda: time.time() - 40)
         t.start()
+        # The reactor's clock steps back 40 s: a timer set before it would
+        # fire 40 s late.
+        self.patch(reactor, "seconds", lambda: time.time() - 40)
         yield until(lambda: len(ticks) >= 3, timeout=5)
 
     @defer.inlineCallbacks
