@@ -303,6 +303,12 @@ class KeyListingTests(InteropTestCase):
         self.assertEqual([k for k, kind, _ in listing if kind == "none"], [])
         lists = {k: n for k, kind, n in listing if k.startswith("pace:processing:")}
         self.assertEqual(list(lists.values()), [2], listing)
+        (key,) = lists
+        page = yield self.ruby("web", "/stats/keys")
+        self.assertEqual(page["status"], 200)
+        self.assertIn(key, page["body"])
+        page = yield self.ruby("web", f"/stats/keys/{key}")
+        self.assertIn("is a list", page["body"])
         yield w.shutdown()
 
 
@@ -327,6 +333,11 @@ class WorkingTests(InteropTestCase):
 
         run_at = calendar.timegm(time.strptime(working["job"]["run_at"], "%Y-%m-%dT%H:%M:%S+00:00"))
         self.assertLess(abs(run_at - t0), 2)
+        # resque-web's Working page shows it.
+        page = yield self.ruby("web", "/working")
+        self.assertEqual(page["status"], 200)
+        self.assertIn("LongJob", page["body"])
+        self.assertIn("1 of 1 Workers Working", page["body"])
         yield w.shutdown()
         self.assertEqual(socket.gethostname(), w.id.split(":")[0])
         self.assertFalse(keys.worker_busy(w.id) in self.redis.keys("*"))

@@ -58,6 +58,12 @@ out =
   when "enqueue-to"
     Resque.enqueue_to(ARGV[1], ARGV[2], *JSON.parse(ARGV[3]))
     { "ok" => true }
+  when "web"
+    # A page of resque-web (Resque::Server), rendered in process.
+    require "resque/server"
+    require "rack/mock"
+    response = Rack::MockRequest.new(Resque::Server).get(ARGV[1])
+    { "status" => response.status, "body" => response.body }
   when "heartbeat-age"
     now = Resque.data_store.server_time
     Resque::Worker.all_heartbeats.transform_values { |t| (now - Time.parse(t)).to_i }
