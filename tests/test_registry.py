@@ -340,6 +340,26 @@ class SweepTests(RedisTestCase):
         self.assertEqual(self.redis.llen(QUEUE), 1)
 
     @defer.inlineCallbacks
+    def test_fleet_shows_each_worker_and_the_jobs_it_holds(self):
+        # What `pace stats` reads: alive, late (past its deadline, not yet
+        # swept: a kill -9), pruned; and the jobs in each processing list.
+        live = self.sweeper("live")
+        yield live.start()
+        self.addCleanup(live.stop)
+        self.redis.rpush(keys.processing_list("live", QUEUE), payload("L", 1))
+        self.register_dead("h:1:late", [payload("D", 1), payload("D", 2)])
+        rows = {w["token"]: w for w in fleet(self.redis)}
+        self.assertEqual(rows["live"]["state"], "alive")
+        self.assertEqual(rows["live"]["held"], [("q", keys.processing_list("live", QUEUE), 1)])
+        self.assertEqual(rows["h:1:late"]["state"], "late")
+        self.assertEqual(rows["h:1:late"]["resque_id"], "h:1:late:q")
+        self.assertEqual([n for _, _, n in rows["h:1:late"]["held"]], [2])
+        yield live.sweep()
+        rows = {w["token"]: w for w in fleet(self.redis)}
+        self.assertEqual(rows["h:1:late"]["state"], "pruned")
+        self.assertEqual([n for _, _, n in rows["h:1:late"]["held"]], [0])
+
+    @defer.inlineCallbacks
     def test_records_from_before_deadlines_are_adopted(self):
         token = "host:9:legacy"
         plist = keys.processing_list(token, QUEUE)
