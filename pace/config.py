@@ -35,12 +35,26 @@ def namespaced(key: str) -> str:
 def expand_queue_name(name: str) -> str:
     """
     The Redis key of a queue: a bare name is a Resque queue
-    (``resque:queue:<name>``), a name with a colon is taken as a whole key.
-    Either gets ``pace.namespace`` in front.
+    (``resque:queue:<name>``), a name with a colon is taken as a whole key,
+    as in the Ruby original. Either gets ``pace.namespace`` in front.
+
+    A Resque queue whose name has colons (``Resque.enqueue_to "foo:bar"``)
+    is named unambiguously by its whole key, ``resque:queue:foo:bar``.
+    Names read from Resque's own data go through `resque_queue_key`.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a queue name must be a non-empty string, not {name!r}")
     return namespaced(name if ":" in name else f"resque:queue:{name}")
+
+
+def resque_queue_key(name: str) -> str:
+    """
+    The Redis key of the Resque queue called ``name``, colons and all: for
+    names read from ``resque:queues`` or a failure record's ``queue``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a queue name must be a non-empty string, not {name!r}")
+    return namespaced(f"resque:queue:{name}")
 
 
 def short_queue_name(key: str) -> str:

@@ -70,6 +70,9 @@ class Fetcher:
         self._unblocked = False
         self._retry: Any = None
         self._sleep: defer.Deferred | None = None
+        #: Set by the worker (the registry's ``confirmed``): while false, no
+        #: job is taken, since no sweeper may be watching our lists.
+        self.registered: Any = None
 
     def fetch(self, count: int, wait: bool = True) -> defer.Deferred:
         """
@@ -78,6 +81,8 @@ class Fetcher:
         as one list per queue.
         """
         self._unblocked = False
+        if self.processing is not None and self.registered is not None and not self.registered():
+            return self._nap()
         if not wait:
             return self._fetch_now(count)
         if self._pop is None:
@@ -108,10 +113,13 @@ class Fetcher:
             # Paused or stopping while the pop was on its way: no waiting.
             return self._empty
         if self.processing is not None and len(self.queues) > 1:
-            self._sleep = task.deferLater(self._reactor, IDLE_POLL_SECONDS, lambda: self._empty)
-            self._sleep.addErrback(lambda f: f.trap(defer.CancelledError) and self._empty)
-            return self._sleep
+            return self._nap()
         return self._blocking()
+
+    def _nap(self) -> defer.Deferred:
+        self._sleep = task.deferLater(self._reactor, IDLE_POLL_SECONDS, lambda: self._empty)
+        self._sleep.addErrback(lambda f: f.trap(defer.CancelledError) and self._empty)
+        return self._sleep
 
     @defer.inlineCallbacks
     def _blocking(self) -> Any:

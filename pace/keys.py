@@ -2,6 +2,10 @@
 Every Redis key Pace reads or writes, in one place. Resque's own keys keep
 Resque's names so that its tools see Pace's work; Pace's additions live
 under ``resque:pace:``. All of them get ``pace.namespace`` in front.
+
+No Pace key holds ``resque:`` after its leading ``resque:``: resque-web's key
+listing strips the first ``resque:`` of what Redis::Namespace gives it, so
+such a key would be listed under a name that does not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ def stat(name: str) -> str:
 
 
 def processing_list(worker_id: str, queue_key: str) -> str:
-    return namespaced(f"resque:pace:processing:{worker_id}:{queue_key}")
+    """
+    A worker's processing list for one of its queues, named after the
+    queue's Resque name (or, for a key outside ``resque:queue:``, the key).
+    """
+    label = short_queue_name(queue_key).replace("resque:", "resque%3A")
+    return namespaced(f"resque:pace:processing:{worker_id}:{label}")
 
 
 def pace_workers() -> str:
@@ -30,6 +39,30 @@ def pace_workers() -> str:
     Hash: Pace worker id -> JSON list of [queue key, processing list] pairs.
     """
     return namespaced("resque:pace:workers")
+
+
+def deadlines() -> str:
+    """
+    Sorted set: Pace worker id -> the server time (ms) by which it must beat
+    again, or (once pruned) when a sweeper looks at its lists again.
+    """
+    return namespaced("resque:pace:deadlines")
+
+
+def fleet() -> str:
+    """
+    Hash: ``last`` (server ms of the latest heartbeat of any Pace worker) and
+    ``quiet_until`` (no worker is judged dead before it: after an outage).
+    """
+    return namespaced("resque:pace:fleet")
+
+
+def resque_prefix() -> str:
+    """
+    The namespaced ``resque:`` that Lua scripts put before Resque's
+    per-worker keys.
+    """
+    return namespaced("resque:")
 
 
 def heartbeat(worker_id: str) -> str:
@@ -99,13 +132,6 @@ def namespaced_queue(short_name: str) -> str:
     onto.
     """
     return namespaced(f"resque:queue:{short_name}")
-
-
-def resque_prefix() -> str:
-    """
-    ``resque:`` with the namespace in front, for scripts that build keys.
-    """
-    return namespaced("resque:")
 
 
 def schedule_malformed() -> str:

@@ -1,7 +1,8 @@
 """
 Every Lua script Pace runs, in one place: the steps that must be atomic on
 the server (batched pops and moves into processing lists, requeues,
-acknowledgements with counters and failure records, pruning dead workers),
+acknowledgements with counters and failure records, the registry:
+heartbeats, sweeps of dead workers, deregistration),
 and a small EVALSHA runner that sends a script in full only once.
 """
 
@@ -111,30 +112,166 @@ end
 return 1
 """)
 
-# KEYS: Pace's registry hash, the worker's heartbeat key, Resque's workers
-# set, Resque's heartbeat hash, the worker's :started key, its busy key, its
-# processed and failed stats, then pairs of (queue, processing list).
-# ARGV: the worker's token, its Resque id, and whether to check that it is
-# dead (1) or to deregister it on a clean stop (0).
-UNREGISTER = Script("""
-local dead = ARGV[3] == '1'
-if dead and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if dead and redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
-local moved = 0
-for i = 9, #KEYS, 2 do
-  if not dead and redis.call('LLEN', KEYS[i + 1]) > 0 then return -1 end
-  while dead do
-    local job = redis.call('RPOP', KEYS[i + 1])
-    if not job then break end
-    redis.call('LPUSH', KEYS[i], job)
-    moved = moved + 1
+# The registry. Time is the server's (TIME), never a worker's: a worker's
+# clock may step, and Resque judges its heartbeats by the server's clock too.
+# Deadlines live in one sorted set scored by server milliseconds, so a sweep
+# looks only at the entries that are due, whatever the size of the fleet.
+
+# Ruby's Time#iso8601 in UTC, from server milliseconds (Lua in Redis has no
+# os.date). Days to civil date: Howard Hinnant's algorithm.
+_ISO8601 = """
+local function iso8601(ms)
+  local s = math.floor(ms / 1000)
+  local z = math.floor(s / 86400) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  local r = s % 86400
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d+00:00', y, m, d,
+    math.floor(r / 3600), math.floor(r % 3600 / 60), r % 60)
+end
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: Pace's registry hash, the deadlines sorted set, the fleet hash, the
+# worker's heartbeat key, Resque's workers set, Resque's heartbeat hash, the
+# worker's :started key. ARGV: token, registration record (JSON), Resque id,
+# TTL (ms), grace after an outage (ms), :started text.
+# Registers the worker (again, if it had been taken for dead) with a
+# deadline of now + TTL. When no worker of the fleet could beat for a whole
+# TTL (Redis unreachable, or its clock jumped ahead), nobody is judged dead
+# until the grace has passed: the others may not have reconnected yet.
+# Returns {server ms, 0 new / 1 registered / 2 had been pruned, outage 0/1}.
+BEAT = Script(
+    _ISO8601
+    + """
+local now = server_ms()
+local ttl = tonumber(ARGV[4])
+local last = tonumber(redis.call('HGET', KEYS[3], 'last') or '0')
+local outage = 0
+if last > 0 and now - last > ttl then
+  redis.call('HSET', KEYS[3], 'quiet_until', now + tonumber(ARGV[5]))
+  outage = 1
+end
+if now > last then redis.call('HSET', KEYS[3], 'last', now) end
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local state = 0
+if old then state = string.find(old, '"pruned"', 1, true) and 2 or 1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('SET', KEYS[4], '1', 'PX', ttl)
+redis.call('SADD', KEYS[5], ARGV[3])
+redis.call('HSET', KEYS[6], ARGV[3], iso8601(now))
+redis.call('SET', KEYS[7], ARGV[6], 'NX')
+return {now, state, outage}
+"""
+)
+
+# KEYS: the deadlines sorted set, Pace's registry hash, the fleet hash,
+# Resque's workers set, Resque's heartbeat hash. ARGV: the namespaced
+# "resque:" prefix, how many due entries at most, when to look again at a
+# pruned worker's lists (ms), how long to keep watching them (ms).
+# For every worker past its deadline: its processing lists go back to the
+# head of their queues, in order; it leaves Resque's registry; its record
+# stays, marked pruned, and is looked at again, so that jobs a worker that
+# was only slow pushes after this still go back. Forgotten once its lists
+# stayed empty for the whole watch. Returns {jobs moved, entries looked at,
+# ms of quiet left (0 if none), then token, Resque id, jobs for each worker
+# newly pruned or with jobs put back}.
+SWEEP = Script(
+    _ISO8601
+    + """
+local now = server_ms()
+local quiet = tonumber(redis.call('HGET', KEYS[3], 'quiet_until') or '0')
+if now < quiet then return {0, 0, quiet - now} end
+local p = ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {0, #due, 0}
+for _, token in ipairs(due) do
+  local raw = redis.call('HGET', KEYS[2], token)
+  local ok, rec = false, nil
+  if raw then ok, rec = pcall(cjson.decode, raw) end
+  local beat = redis.call('PTTL', p .. 'pace:heartbeat:' .. token)
+  if not ok or type(rec) ~= 'table' then
+    redis.call('ZREM', KEYS[1], token)
+  elseif beat > 0 and not rec.pruned then
+    -- Beating by the older rule (a heartbeat key with a TTL): alive.
+    redis.call('ZADD', KEYS[1], now + beat, token)
+  else
+    local n = 0
+    if type(rec.lists) == 'table' then
+      for _, pair in ipairs(rec.lists) do
+        while redis.call('RPOPLPUSH', pair[2], pair[1]) do n = n + 1 end
+      end
+    end
+    local fresh = not rec.pruned
+    if fresh then
+      rec.pruned = now
+      redis.call('HSET', KEYS[2], token, cjson.encode(rec))
+      local id = tostring(rec.resque_id)
+      redis.call('SREM', KEYS[4], id)
+      redis.call('HDEL', KEYS[5], id)
+      redis.call('DEL', p .. 'worker:' .. id, p .. 'worker:' .. id .. ':started',
+        p .. 'stat:processed:' .. id, p .. 'stat:failed:' .. id,
+        p .. 'pace:heartbeat:' .. token)
+    end
+    if not fresh and n == 0 and now - tonumber(rec.pruned) > tonumber(ARGV[4]) then
+      redis.call('HDEL', KEYS[2], token)
+      redis.call('ZREM', KEYS[1], token)
+    else
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), token)
+    end
+    if fresh or n > 0 then
+      out[1] = out[1] + n
+      table.insert(out, token)
+      table.insert(out, tostring(rec.resque_id))
+      table.insert(out, n)
+    end
   end
 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
-redis.call('SREM', KEYS[3], ARGV[2])
-redis.call('HDEL', KEYS[4], ARGV[2])
-return moved
+return out
+"""
+)
+
+# KEYS: Pace's registry hash, the deadlines sorted set, the fleet hash.
+# Once per Redis: workers registered before deadlines existed get one that
+# is due now (SWEEP still spares those whose heartbeat key lives).
+ADOPT_LEGACY = Script("""
+if redis.call('HSETNX', KEYS[3], 'adopted', '1') == 1 then
+  for _, token in ipairs(redis.call('HKEYS', KEYS[1])) do
+    redis.call('ZADD', KEYS[2], 'NX', 0, token)
+  end
+end
+return 1
+""")
+
+# KEYS: Pace's registry hash, the deadlines sorted set, the worker's
+# heartbeat key, Resque's workers set, Resque's heartbeat hash, its :started
+# key, its working key, its processed and failed stats, then its processing
+# lists. ARGV: token, Resque id.
+# A clean stop: the process leaves Resque's registry in any case; Pace's
+# record goes only if its processing lists are empty, else it stays with its
+# deadline so that a sweeper puts the jobs back. Returns the jobs left.
+DEREGISTER = Script("""
+redis.call('DEL', KEYS[3], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('SREM', KEYS[4], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
+local left = 0
+for i = 10, #KEYS do left = left + redis.call('LLEN', KEYS[i]) end
+if left == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return left
 """)
 
 # KEYS: a shared limit's schedule key. ARGV: microseconds between slots, how

@@ -62,6 +62,9 @@ class Processor:
         self.on_settled: Callable[[bytes, bool], Any] | None = None
         #: Retries failed attempts (pace.retry.Retrier); None: never.
         self.retrier: Any = None
+        #: Told of every job that starts and settles (the registry's
+        #: "working" record): job_started(seq, qi, raw), job_settled(seq).
+        self.watcher: Any = None
         self._running: dict[int, tuple[int, bytes, defer.Deferred]] = {}
         self._settling: set[defer.Deferred] = set()
         self._cut: set[int] = set()
@@ -110,18 +113,24 @@ class Processor:
         self._seq += 1
         seq = self._seq
         self._running[seq] = (qi, raw, result)
+        if self.watcher is not None:
+            self.watcher.job_started(seq, qi, raw)
         result.addCallbacks(
             self._settled_ok, self._settled_failed, (seq, job, t0), None, (seq, job, t0), None
         )
 
     def _settled_ok(self, _: Any, seq: int, job: dict, t0: float) -> None:
         entry = self._running.pop(seq, None)
+        if self.watcher is not None:
+            self.watcher.job_settled(seq)
         if entry is not None:
             self._succeeded(entry[0], entry[1], job, t0)
             self._slot_freed()
 
     def _settled_failed(self, failure: Failure, seq: int, job: dict, t0: float) -> None:
         entry = self._running.pop(seq, None)
+        if self.watcher is not None:
+            self.watcher.job_settled(seq)
         if entry is None:
             # Put back in its queue at the shutdown deadline, then cancelled:
             # not a failure of the job.

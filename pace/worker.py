@@ -9,8 +9,6 @@ pace.bookkeeping (their results) and pace.registry (being seen).
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +20,7 @@ import pace
 from pace import keys
 from pace.bookkeeping import Bookkeeper
 from pace.catchall import catch_all
-from pace.config import expand_queue_name, resolve_redis_url, short_queue_name
+from pace.config import expand_queue_name, resolve_redis_url
 from pace.connection import RedisConnection
 from pace.fetch import BLOCK_MARGIN, BLOCK_SECONDS, Fetcher
 from pace.fetchloop import FetchLoop
@@ -31,7 +29,7 @@ from pace.hooks import Hooks, scoped
 from pace.lifecycle import RUNNING, STARTING, Lifecycle
 from pace.mover import Mover
 from pace.processor import Handler, Processor
-from pace.registry import Registry
+from pace.registry import Registry, worker_ids
 from pace.retry import Retrier, Retry
 from pace.schedule import resque_short_name
 from pace.throttle import Throttle
@@ -100,11 +98,10 @@ class Worker:
         self.jobs_per_second = jobs_per_second
         if jobs_per_second is not None:
             Throttle(jobs_per_second, self._clock)  # checks the rate now
-        short = ",".join(short_queue_name(q) for q in self.queues)
-        #: Resque's worker name: host:pid:queues.
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{short}"
-        #: Unique even for several workers on the same queues in one process.
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        #: Resque's worker name, host:pid:queues, and a token unique even for
+        #: several workers on the same queues in one process. Made again at
+        #: start, when the pid may have changed (twistd forks).
+        self.id, self.token = worker_ids(self.queues)
         #: This worker's own hooks (the class's run first).
         self.hooks = Hooks(parent=type(self)._class_hooks)
         self._hooks = self.hooks
@@ -231,6 +228,8 @@ class Worker:
 
     def _build(self, handler: Handler) -> Any:
         clock, reactor = self._clock, self._reactor
+        # Made now, not in __init__: after twistd forked, this is the pid.
+        self.id, self.token = worker_ids(self.queues)
         commands = RedisConnection(self.url, "commands", reactor=reactor)
         # Payloads stay bytes: they are decoded once, by the JSON decoder. A
         # blocking pop that outlives its own timeout gives its connection up.
@@ -309,8 +308,9 @@ class Worker:
             processing,
             self.heartbeat_ttl,
             clock,
-            busy=lambda: processor.in_flight,
         )
+        processor.watcher = registry
+        fetcher.registered = registry.confirmed
         parts = SimpleNamespace(
             commands=commands,
             fetch_conn=fetch_conn,

@@ -8,7 +8,15 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 import pace
-from pace.config import InvalidRedisURL, known_passwords, parse_redis_url, redact, scrub
+from pace.config import (
+    InvalidRedisURL,
+    known_passwords,
+    parse_redis_url,
+    redact,
+    resque_queue_key,
+    scrub,
+    short_queue_name,
+)
 from tests.support import RedisTestCase
 
 
@@ -29,6 +37,17 @@ class QueueNameTests(unittest.TestCase):
     def test_bad_names(self):
         for name in ("", None, 3):
             self.assertRaises(ValueError, pace.expand_queue_name, name)
+            self.assertRaises(ValueError, resque_queue_key, name)
+
+    def test_resque_queue_names_with_colons(self):
+        # A Resque queue "foo:bar": its key, read from Resque's data, and the
+        # whole-key spelling a worker names it by; back to "foo:bar".
+        for ns, prefix in ((None, ""), ("test", "test:")):
+            pace.namespace = ns
+            key = resque_queue_key("foo:bar")
+            self.assertEqual(key, prefix + "resque:queue:foo:bar")
+            self.assertEqual(pace.expand_queue_name("resque:queue:foo:bar"), key)
+            self.assertEqual(short_queue_name(key), "foo:bar")
 
 
 class RedisURLTests(RedisTestCase):
