@@ -37,7 +37,7 @@ class Fleet:
         limit: Any = None,
         circuit: Circuit | None = None,
     ):
-        self._token = token
+        self.token = token
         self._queues = queues
         self._clock = clock
         self._run: Callable[[int, bytes], Any] = lambda qi, raw: None
@@ -84,7 +84,7 @@ class Fleet:
     def start(self, conn: Any) -> defer.Deferred:
         self._conn = conn
         self.watch = PauseWatch(
-            conn, self._queues, self._clock, self._pause_changed, own=self._token
+            conn, self._queues, self._clock, self._pause_changed, own=self.token
         )
         return self.watch.start()
 
@@ -317,7 +317,7 @@ class Fleet:
                 # this worker dies.
                 ms = int((circuit.cool_off * 2 + 10) * 1000)
                 for q in self._queues:
-                    d = self._conn.execute("SET", keys.queue_paused(q), self._token, "PX", ms)
+                    d = self._conn.execute("SET", keys.queue_paused(q), self.token, "PX", ms)
                     d.addErrback(_not_written, "pause", q)
         elif new == CLOSED and circuit.shared and self._conn is not None:
             for q in self._queues:

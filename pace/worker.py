@@ -228,8 +228,11 @@ class Worker:
 
     def _build(self, handler: Handler) -> Any:
         clock, reactor = self._clock, self._reactor
-        # Made now, not in __init__: after twistd forked, this is the pid.
-        self.id, self.token = worker_ids(self.queues)
+        if f":{os.getpid()}:" not in self.token:
+            # Made again after twistd forked, so that the pid is this one.
+            self.id, self.token = worker_ids(self.queues)
+            if self._fleet is not None:
+                self._fleet.token = self.token
         commands = RedisConnection(self.url, "commands", reactor=reactor)
         # Payloads stay bytes: they are decoded once, by the JSON decoder. A
         # blocking pop that outlives its own timeout gives its connection up.

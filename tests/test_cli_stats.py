@@ -27,8 +27,13 @@ class StatsTests(CLITestCase):
         self.started(w, lambda job: gate)
         yield until(lambda: w.in_flight == 2)
         self.redis.rpush("resque:queue:q", payload("J", 3))
-        # The in-flight count is published with the heartbeats.
-        yield until(lambda: self.redis.get(f"resque:worker:{w.id}") is not None)
+        # The working record names the oldest job and how many run (written
+        # at most once a second).
+        yield until(
+            lambda: (
+                json.loads(self.redis.get(f"resque:worker:{w.id}") or "{}").get("in_flight") == 2
+            )
+        )
         code, out = self.pace("stats", "--json")
         self.assertEqual(code, 0, out)
         data = json.loads(out)

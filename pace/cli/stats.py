@@ -18,15 +18,14 @@ from pace.cli.output import iso_utc
 
 
 def _in_flight(busy: str | None) -> int:
-    # What the registry writes while a Pace worker has jobs running: a
-    # Resque "working on" record whose args say "N jobs in flight"; a Ruby
-    # worker's record is one job.
+    # What a worker's Resque "working on" record says: a Pace worker's holds
+    # its oldest running job and how many run ("in_flight"); a Ruby
+    # worker's is its one job.
     if not busy:
         return 0
     try:
-        text = json.loads(busy)["payload"]["args"][0]
-        return int(str(text).split()[0])
-    except (ValueError, TypeError, KeyError, IndexError):
+        return int(json.loads(busy).get("in_flight", 1))
+    except (ValueError, TypeError, AttributeError):
         return 1
 
 
