@@ -40,6 +40,7 @@ class Fleet:
         self.token = token
         self._queues = queues
         self._clock = clock
+        self._pause_keys = [keys.queue_paused(q) for q in queues]
         self._run: Callable[[int, bytes], Any] = lambda qi, raw: None
         self._changed: Callable[[], Any] = lambda: None
         self._report: Callable[[Failure], Any] = lambda failure: None
@@ -316,12 +317,12 @@ class Fleet:
                 # that this worker's trial job decides, and ends by itself if
                 # this worker dies.
                 ms = int((circuit.cool_off * 2 + 10) * 1000)
-                for q in self._queues:
-                    d = self._conn.execute("SET", keys.queue_paused(q), self.token, "PX", ms)
+                for q, key in zip(self._queues, self._pause_keys, strict=True):
+                    d = self._conn.execute("SET", key, self.token, "PX", ms)
                     d.addErrback(_not_written, "pause", q)
         elif new == CLOSED and circuit.shared and self._conn is not None:
-            for q in self._queues:
-                d = self._conn.execute("DEL", keys.queue_paused(q))
+            for q, key in zip(self._queues, self._pause_keys, strict=True):
+                d = self._conn.execute("DEL", key)
                 d.addErrback(_not_written, "resume", q)
         if new != OPEN:
             self.release()

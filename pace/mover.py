@@ -59,6 +59,10 @@ class Mover:
         #: Jobs moved and malformed entries recorded by this mover.
         self.moved = 0
         self.recorded = 0
+        # Keys once, under the namespace of the mover's making.
+        self._move_keys = [keys.delayed_schedule(), keys.schedule_malformed(), keys.queues_set()]
+        self._prefix = keys.resque_prefix()
+        self._record_keys = [keys.schedule_malformed(), keys.failed_list(), keys.stat("failed")]
 
     def start(self) -> None:
         if not self._stopped:
@@ -125,8 +129,8 @@ class Mover:
         """
         d = lua.MOVE_DUE(
             self._conn,
-            [keys.delayed_schedule(), keys.schedule_malformed(), keys.queues_set()],
-            [repr(float(self._clock.seconds())), self._batch, keys.resque_prefix()],
+            self._move_keys,
+            [repr(float(self._clock.seconds())), self._batch, self._prefix],
         )
         d.addTimeout(CALL_TIMEOUT, self._clock)
         return d.addCallback(self._moved)
@@ -147,9 +151,7 @@ class Mover:
             reason, queue = problem(raw)
             failure = Failure(MalformedJob(f"malformed entry in the delayed schedule: {reason}"))
             args += [raw, failure_record(raw, failure, self._worker, queue)]
-        d = lua.RECORD_MALFORMED(
-            self._conn, [keys.schedule_malformed(), keys.failed_list(), keys.stat("failed")], args
-        )
+        d = lua.RECORD_MALFORMED(self._conn, self._record_keys, args)
 
         def recorded(n: Any) -> None:
             self.recorded += int(n)

@@ -126,6 +126,39 @@ class Registry:
         self._last_shown = -WORKING_EVERY
         self._written = 0.0
         self._stopped = False
+        rid = resque_id
+        # Every key once, now: under the namespace of the worker's making.
+        self._adopt_keys = [keys.pace_workers(), keys.deadlines(), keys.fleet()]
+        self._beat_keys = [
+            keys.pace_workers(),
+            keys.deadlines(),
+            keys.fleet(),
+            keys.heartbeat(token),
+            keys.resque_workers(),
+            keys.resque_heartbeats(),
+            keys.worker_started(rid),
+        ]
+        self._sweep_keys = [
+            keys.deadlines(),
+            keys.pace_workers(),
+            keys.fleet(),
+            keys.resque_workers(),
+            keys.resque_heartbeats(),
+        ]
+        self._prefix = keys.resque_prefix()
+        self._busy_key = keys.worker_busy(rid)
+        self._deregister_keys = [
+            keys.pace_workers(),
+            keys.deadlines(),
+            keys.heartbeat(token),
+            keys.resque_workers(),
+            keys.resque_heartbeats(),
+            keys.worker_started(rid),
+            keys.worker_busy(rid),
+            keys.stat(f"processed:{rid}"),
+            keys.stat(f"failed:{rid}"),
+            *(p for _, p in self._pairs),
+        ]
 
     # -- registration and heartbeats ---------------------------------------
 
@@ -133,7 +166,7 @@ class Registry:
     def start(self) -> Any:
         # A stop may come during any step: after it, nothing more is written.
         self._started_text = _resque_time(self._clock.seconds())
-        yield ADOPT_LEGACY(self._conn, [keys.pace_workers(), keys.deadlines(), keys.fleet()], [])
+        yield ADOPT_LEGACY(self._conn, self._adopt_keys, [])
         if self._stopped:
             return
         yield self._beat_now()
@@ -150,15 +183,7 @@ class Registry:
         conn = self._conn
         d = BEAT(
             conn,
-            [
-                keys.pace_workers(),
-                keys.deadlines(),
-                keys.fleet(),
-                keys.heartbeat(self._token),
-                keys.resque_workers(),
-                keys.resque_heartbeats(),
-                keys.worker_started(self._resque_id),
-            ],
+            self._beat_keys,
             [
                 self._token,
                 self._record,
@@ -233,14 +258,8 @@ class Registry:
         """
         out = yield SWEEP(
             self._conn,
-            [
-                keys.deadlines(),
-                keys.pace_workers(),
-                keys.fleet(),
-                keys.resque_workers(),
-                keys.resque_heartbeats(),
-            ],
-            [keys.resque_prefix(), _SWEEP_LIMIT, self._ttl_ms, self._grace_ms * 10],
+            self._sweep_keys,
+            [self._prefix, _SWEEP_LIMIT, self._ttl_ms, self._grace_ms * 10],
         )
         moved = int(out[0])
         for i in range(3, len(out), 3):
@@ -283,7 +302,7 @@ class Registry:
         self._working = None
         now = self._last_shown = self._clock.seconds()
         shown = self._oldest()
-        key = keys.worker_busy(self._resque_id)
+        key = self._busy_key
         if shown != self._shown:
             self._shown, self._written = shown, now
             if shown is None:
@@ -332,22 +351,7 @@ class Registry:
         self._working = None
         proctitle.worker_stopped(self)
         rid = self._resque_id
-        d = DEREGISTER(
-            self._conn,
-            [
-                keys.pace_workers(),
-                keys.deadlines(),
-                keys.heartbeat(self._token),
-                keys.resque_workers(),
-                keys.resque_heartbeats(),
-                keys.worker_started(rid),
-                keys.worker_busy(rid),
-                keys.stat(f"processed:{rid}"),
-                keys.stat(f"failed:{rid}"),
-                *(p for _, p in self._pairs),
-            ],
-            [self._token, rid],
-        )
+        d = DEREGISTER(self._conn, self._deregister_keys, [self._token, rid])
         d.addCallback(self._deregistered)
         return d
 

@@ -222,9 +222,18 @@ class Worker:
         """
         if not callable(handler):
             raise TypeError(f"the handler must be callable, not {handler!r}")
-        done = self._life.start(lambda: self._build(handler))
+        done = self._life.start(lambda: self._build_in_namespace(handler))
         catch_all.register(self)
         return done
+
+    def _build_in_namespace(self, handler: Handler) -> Any:
+        # The parts compute their keys as they are made: under the namespace
+        # the worker was made with, whatever pace.namespace says by now.
+        current, pace.namespace = pace.namespace, self.namespace
+        try:
+            return self._build(handler)
+        finally:
+            pace.namespace = current
 
     def _build(self, handler: Handler) -> Any:
         clock, reactor = self._clock, self._reactor

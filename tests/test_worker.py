@@ -124,6 +124,23 @@ class WorkerBasicsTests(RedisTestCase):
         yield w.shutdown()
         self.assertEqual(self.redis.get("test:resque:stat:processed"), "1")
 
+    @defer.inlineCallbacks
+    def test_namespace_is_taken_when_the_worker_is_made(self):
+        pace.namespace = "mine"
+        w = self.worker(heartbeat_ttl=0.3)
+        pace.namespace = "other"
+        self.redis.rpush("mine:resque:queue:q", payload("N", 1))
+        handler = Recorder(expected=1)
+        self.started(w, handler)
+        yield handler.done
+        # Beats, counters and the registry all under the worker's namespace,
+        # however long it runs: nothing under the one set later.
+        yield until(lambda: self.redis.get("mine:resque:stat:processed") == "1")
+        yield until(lambda: len(self.redis.keys("mine:resque:workers*")) >= 2)
+        yield w.shutdown()
+        self.assertEqual(self.redis.keys("other:*"), [])
+        self.assertEqual(self.redis.keys("resque:*"), [])
+
     def test_start_twice_is_an_error(self):
         w = self.worker()
         self.started(w, lambda job: None)
