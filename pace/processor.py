@@ -18,9 +18,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pace.config import short_queue_name
-from pace.failures import JobTimeout, ShutdownDeadline, error_text, failure_record
+from pace.failures import (
+    RECORD_PAYLOAD_PREFIX,
+    JobTimeout,
+    ShutdownDeadline,
+    error_text,
+    failure_record,
+)
 from pace.hooks import Hooks
-from pace.payload import as_text, decode
+from pace.payload import MAX_PAYLOAD_BYTES, as_text, decode
 
 log = Logger()
 
@@ -44,8 +50,10 @@ class Processor:
         record_failures: bool,
         clock: Any,
         reactor: Any,
+        max_payload_bytes: int | None = MAX_PAYLOAD_BYTES,
     ):
         self.worker_id = worker_id
+        self.max_payload_bytes = max_payload_bytes
         self.queues = queues
         self._short = [short_queue_name(q) for q in queues]
         self.concurrency = concurrency
@@ -92,7 +100,7 @@ class Processor:
     def run(self, qi: int, raw: bytes) -> None:
         t0 = monotonic() if self.observer is not None else 0.0
         try:
-            job = decode(raw)
+            job = decode(raw, self.max_payload_bytes)
         except Exception:
             # Whatever decoding raises (malformed JSON, nesting deep enough
             # for a RecursionError, memory) fails this job only.
@@ -181,7 +189,7 @@ class Processor:
             retrying = self.retrier.retry(qi, raw, job, failure)
             if retrying is not None:
                 self._hold_slot(retrying)
-                self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+                self._hold_slot(self._hooks.run("error", _hook_text(raw, job), failure))
                 return
         record = None
         if self.record_failures:
@@ -192,7 +200,7 @@ class Processor:
             except Exception:
                 log.failure("pace: could not build the failure record of a job from {q}", q=queue)
         self._books.settled(qi, raw, failed=True, record=record)
-        self._hold_slot(self._hooks.run("error", as_text(raw), failure))
+        self._hold_slot(self._hooks.run("error", _hook_text(raw, job), failure))
 
     def report_error(self, json: str | None, failure: Failure) -> defer.Deferred | None:
         return self._hooks.run("error", json, failure)
@@ -281,3 +289,13 @@ class Processor:
         for _, (_, _, d) in late:
             d.cancel()
         return len(late)
+
+
+def _hook_text(raw: bytes, job: dict | None) -> str:
+    # Error hooks get the payload as text. A malformed one can be anything
+    # up to what Redis holds (hundreds of MB, not UTF-8): its hooks get what
+    # its failure record keeps, so that reporting it costs the reactor
+    # milliseconds.
+    if job is None and len(raw) > RECORD_PAYLOAD_PREFIX:
+        return as_text(raw, RECORD_PAYLOAD_PREFIX)
+    return as_text(raw)

@@ -19,6 +19,7 @@ from twisted.python import usage
 import pace
 from pace.config import InvalidRedisURL, resolve_redis_url
 from pace.handlers import HandlerNotFound, load_handler
+from pace.payload import MAX_PAYLOAD_BYTES
 from pace.service import PaceService
 from pace.worker import Worker
 
@@ -201,6 +202,12 @@ class Options(usage.Options):
         ["sentry-dsn", None, None, "report job errors to Sentry [$SENTRY_DSN]"],
         ["metrics-port", None, None, "serve Prometheus metrics on this port"],
         ["heartbeat-ttl", None, "30", "seconds without a heartbeat before a worker counts as dead"],
+        [
+            "max-payload-bytes",
+            None,
+            str(MAX_PAYLOAD_BYTES),
+            "fail a job whose payload is longer than this without decoding it",
+        ],
         ["log-interval", None, "60", "seconds between throughput log lines (0: none)"],
         *_FLEET_PARAMETERS,
         ["log-level", None, None, "log only events at this level or above: " + ", ".join(LEVELS)],
@@ -260,6 +267,7 @@ class Options(usage.Options):
         self["job-timeout"] = _number("job-timeout", self["job-timeout"], strict=True)
         self["metrics-port"] = _number("metrics-port", self["metrics-port"], int, 0)
         self["heartbeat-ttl"] = _number("heartbeat-ttl", self["heartbeat-ttl"], strict=True)
+        self["max-payload-bytes"] = _number("max-payload-bytes", self["max-payload-bytes"], int, 1)
         self["log-interval"] = _number("log-interval", self["log-interval"]) or None
         _fleet_options(self)
         if self["metrics-port"] is not None:
@@ -304,6 +312,7 @@ def _make_service(options: Options) -> IService:
         job_timeout=options["job-timeout"],
         record_failures=not options["no-failure-records"],
         heartbeat_ttl=options["heartbeat-ttl"],
+        max_payload_bytes=options["max-payload-bytes"],
         log_interval=options["log-interval"],
         retry=options["retry"],
         **_fleet_worker_args(options),

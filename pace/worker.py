@@ -28,6 +28,7 @@ from pace.fleet import Fleet, FleetGate, FleetSlots
 from pace.hooks import Hooks, scoped
 from pace.lifecycle import RUNNING, STARTING, Lifecycle
 from pace.mover import Mover
+from pace.payload import MAX_PAYLOAD_BYTES
 from pace.processor import Handler, Processor
 from pace.registry import Registry, worker_ids
 from pace.retry import Retrier, Retry
@@ -64,6 +65,7 @@ class Worker:
         log_interval: float | None = 60,
         clock: Any = None,
         retry: Retry | None = None,
+        max_payload_bytes: int | None = MAX_PAYLOAD_BYTES,
         shared_limit: Any = None,
         circuit: Any = None,
     ):
@@ -74,6 +76,12 @@ class Worker:
         if job_timeout is not None:
             _check_seconds("job_timeout", job_timeout)
         _check_seconds("heartbeat_ttl", heartbeat_ttl)
+        if max_payload_bytes is not None and (
+            type(max_payload_bytes) is not int or max_payload_bytes < 1
+        ):
+            raise ValueError(
+                f"max_payload_bytes must be a whole number >= 1 (or None), not {max_payload_bytes!r}"
+            )
         if log_interval is not None:
             _check_seconds("log_interval", log_interval)
         from twisted.internet import reactor
@@ -96,6 +104,8 @@ class Worker:
         #: Seconds between throughput log lines (None: none).
         self.log_interval = log_interval
         self.jobs_per_second = jobs_per_second
+        #: Payloads longer than this fail without being decoded (None: no limit).
+        self.max_payload_bytes = max_payload_bytes
         if jobs_per_second is not None:
             Throttle(jobs_per_second, self._clock)  # checks the rate now
         #: Resque's worker name, host:pid:queues, and a token unique even for
@@ -267,6 +277,7 @@ class Worker:
             record_failures=self.record_failures,
             clock=clock,
             reactor=reactor,
+            max_payload_bytes=self.max_payload_bytes,
         )
         processor.handler = handler
         processor.observer = self._observer

@@ -15,6 +15,7 @@ import sys
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from pace.failures import RECORD_PAYLOAD_PREFIX
 from pace.payload import MALFORMED_CLASS, MAX_PAYLOAD_BYTES, MalformedJob, decode, encode
 from tests.support import RedisTestCase, payload, until
 
@@ -149,10 +150,33 @@ class MalformedInWorkerTests(RedisTestCase):
         yield w.shutdown()
         for (json_text, failure), raw in zip(errors, raws, strict=True):
             self.assertIsInstance(json_text, str)
-            self.assertEqual(json_text, raw.decode("utf-8", "backslashreplace"))
+            # Hooks see what the record keeps: all of it, or for a huge one
+            # its first 16 KiB (so that reporting it costs milliseconds).
+            shown = raw[:RECORD_PAYLOAD_PREFIX]
+            self.assertEqual(json_text, shown.decode("utf-8", "backslashreplace"))
             self.assertTrue(failure.check(MalformedJob))
         self.assertEqual(self.redis.llen("resque:failed"), len(raws))
         self.assertEqual(self.redis.llen("resque:queue:q"), 0)
+
+    @defer.inlineCallbacks
+    def test_the_size_limit_is_the_workers(self):
+        big = payload("Big", "x" * 300)
+        self.redis.rpush("resque:queue:q", payload("Small", 1), big, payload("Small", 2))
+        errors, good = [], []
+        w = self.worker(max_payload_bytes=200)
+        w.add_hook("error", lambda json, failure: errors.append(failure))
+        self.started(w, lambda job: good.append(job["args"]))
+        yield until(lambda: len(errors) == 1 and len(good) == 2)
+        yield w.shutdown()
+        self.assertEqual(good, [[1], [2]])
+        self.assertTrue(errors[0].check(MalformedJob))
+        self.assertIn("200", str(errors[0].value))
+        record = json.loads(self.redis.lindex("resque:failed", 0))
+        self.assertEqual(record["payload"]["args"][0], big)
+
+    def test_the_size_limit_is_checked(self):
+        for bad in (0, -1, 1.5, "10"):
+            self.assertRaises(ValueError, self.worker, max_payload_bytes=bad)
 
 
 class DecoderAgreementTests(unittest.TestCase):

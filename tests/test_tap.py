@@ -176,6 +176,8 @@ class OptionsTests(RedisTestCase):
             "--log-interval",
             "0",
             "--no-failure-records",
+            "--max-payload-bytes",
+            "1000",
         )
         top = tap.makeService(o)
         self.assertTrue(IService.providedBy(top))
@@ -185,6 +187,7 @@ class OptionsTests(RedisTestCase):
         self.assertEqual(w.queues, ["ns:resque:queue:q1", "ns:resque:queue:q2"])
         self.assertEqual((w.concurrency, w.grace, w.reliable), (5, 2.0, False))
         self.assertEqual((w.heartbeat_ttl, w.log_interval, w.record_failures), (12.0, None, False))
+        self.assertEqual(w.max_payload_bytes, 1000)
         self.assertIs(service.handler, handler)
         self.assertEqual(pace.namespace, "ns")
         self.assertEqual(pace.redis_url, self.url)
