@@ -80,7 +80,8 @@ class Worker:
             type(max_payload_bytes) is not int or max_payload_bytes < 1
         ):
             raise ValueError(
-                f"max_payload_bytes must be a whole number >= 1 (or None), not {max_payload_bytes!r}"
+                "max_payload_bytes must be a whole number >= 1 (or None), "
+                f"not {max_payload_bytes!r}"
             )
         if log_interval is not None:
             _check_seconds("log_interval", log_interval)
