@@ -222,7 +222,6 @@ class TLSServerTests(TLSServerCase):
 
 
 class WorkerOverTLSTests(TLSServerCase):
-
     @defer.inlineCallbacks
     def test_a_worker_runs_jobs_over_verified_tls(self):
         import redis
@@ -242,7 +241,6 @@ class WorkerOverTLSTests(TLSServerCase):
             yield w.shutdown()
         self.assertEqual(sorted(seen), [0, 1, 2])
         self.assertEqual(plain.get("resque:stat:processed"), b"3")
-
 
     @defer.inlineCallbacks
     def test_a_certificate_failure_is_named_in_the_log_once(self):
