@@ -17,6 +17,7 @@ from pace.redisserver import (
     RedisServer,
     RedisServerNotFound,
     ServerWithoutTLS,
+    free_port,
     find_redis_server,
 )
 
@@ -87,6 +88,6 @@ class ServerTests(unittest.TestCase):
         bundled = redisserver._bundled_servers()
         if not bundled:
             raise unittest.SkipTest("no bundled server (they are built without TLS)")
-        server = RedisServer(bundled[0], None, "--tls-port", "0")
+        server = RedisServer(bundled[0], None, "--tls-port", str(free_port()))
         self.addCleanup(server.cleanup)
         self.assertRaises(ServerWithoutTLS, server.start)
