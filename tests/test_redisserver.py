@@ -17,8 +17,8 @@ from pace.redisserver import (
     RedisServer,
     RedisServerNotFound,
     ServerWithoutTLS,
-    free_port,
     find_redis_server,
+    free_port,
 )
 
 
