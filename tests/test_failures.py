@@ -103,8 +103,8 @@ class FailureRecordTests(RedisTestCase):
 
     @defer.inlineCallbacks
     def test_hostile_payloads_among_good_jobs(self):
-        nested = b"[" * 1000 + b"]" * 1000
-        deeper = b'{"class": "J", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        nested = b"[" * 100_000 + b"]" * 100_000
+        deeper = b'{"class": "J", "args": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
         too_big = json.dumps({"class": "Big", "args": ["x" * (5 * 1024 * 1024)]}).encode()
         bad = [nested, HUGE_INVALID, deeper, too_big]
         for i, raw in enumerate(bad):

@@ -32,10 +32,10 @@ MALFORMED = {
     "no args": (b'{"class": "Job"}', 'no "args"'),
     "args not a list": (b'{"class": "Job", "args": {"a": 1}}', '"args" is a object'),
     "empty string": (b"", "not JSON"),
-    "nested 1,000 deep": (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+    "nested 200,000 deep": (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
     "nested 100,000 deep": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
     "nested inside args": (
-        b'{"class": "J", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"class": "J", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         "nested too deeply",
     ),
     "over the size limit": (b"x" * (MAX_PAYLOAD_BYTES + 1), "over the limit of 4,194,304"),
@@ -80,11 +80,13 @@ class DecodeTests(unittest.TestCase):
             self.assertIn(message, str(e), name)
 
     def test_nothing_but_malformed_job_escapes(self):
-        # 800 deep is a job (as before); deeper is a MalformedJob, however deep.
+        # 800 deep is a job everywhere. How deep the interpreter's decoder
+        # goes depends on the Python (3.13 takes 5,000 levels, 3.11 fewer
+        # than 1,000); past that, a MalformedJob however deep.
         self.assertEqual(
             decode(b'{"class": "J", "args": ' + b"[" * 800 + b"]" * 800 + b"}")["class"], "J"
         )
-        for depth in (1000, 10_000, 1_000_000):
+        for depth in (100_000, 1_000_000):
             for raw in (b"[" * depth, b"[" * depth + b"]" * depth, b'{"":' * depth):
                 self.assertRaises(MalformedJob, decode, raw, max_bytes=None)
 
