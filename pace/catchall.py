@@ -22,7 +22,7 @@ class _CatchAll:
 
     def register(self, worker: Any) -> None:
         if not self._workers:
-            globalLogPublisher.addObserver(self)
+            globalLogPublisher.addObserver(self)  # type: ignore[arg-type]
         if worker not in self._workers:
             self._workers.append(worker)
 
@@ -30,7 +30,7 @@ class _CatchAll:
         if worker in self._workers:
             self._workers.remove(worker)
             if not self._workers:
-                globalLogPublisher.removeObserver(self)
+                globalLogPublisher.removeObserver(self)  # type: ignore[arg-type]
 
     @property
     def workers(self) -> list[Any]:

@@ -84,8 +84,8 @@ def _client(redis_url: str) -> Any:
         raise DemoError("the demo takes a redis:// or unix:// $REDIS_URL, not a sentinel one")
     else:
         client = redis.Redis(
-            host=url.host,
-            port=url.port,
+            host=url.host or "127.0.0.1",
+            port=url.port or 6379,
             db=url.db,
             username=url.username,
             password=url.password,
@@ -294,7 +294,7 @@ def _react(fn: Any) -> None:
             lambda f: (say(f"demo: enqueueing failed: {f.getErrorMessage()}"), code.append(1)),
         )
         d.addBoth(lambda _: reactor.stop())
-        reactor.run(installSignalHandlers=False)
+        reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
         os._exit(code[0] if code else 1)
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:

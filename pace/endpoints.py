@@ -32,7 +32,10 @@ def endpoint_for(url: RedisURL, reactor: Any = None) -> IStreamClientEndpoint:
         return UNIXClientEndpoint(reactor, url.path, timeout=CONNECT_TIMEOUT)
     if url.scheme == "redis+sentinel":
         raise NotImplementedError("redis+sentinel:// URLs are followed through the sentinels")
-    endpoint = HostnameEndpoint(reactor, url.host, url.port, timeout=CONNECT_TIMEOUT)
+    assert url.host is not None and url.port is not None
+    endpoint: IStreamClientEndpoint = HostnameEndpoint(
+        reactor, url.host, url.port, timeout=CONNECT_TIMEOUT
+    )
     if url.tls:
         endpoint = wrapClientTLS(tls_options(url), endpoint)
     return endpoint
@@ -65,7 +68,7 @@ def tls_options(url: RedisURL) -> Any:
         )
     trust = _trust_root(url) if url.ssl_ca_certs else ssl.platformTrust()
     if url.ssl_check_hostname:
-        return ssl.optionsForClientTLS(url.host, trustRoot=trust, clientCertificate=client)
+        return ssl.optionsForClientTLS(url.host or "", trustRoot=trust, clientCertificate=client)
     extra: dict[str, Any] = {}
     if client is not None:
         extra = {"privateKey": client.privateKey.original, "certificate": client.original}

@@ -146,8 +146,9 @@ class Fleet:
         it may (its booked slots are about to run out, or held jobs went).
         """
         if self._held or self._booking:
-            d = self._ready = defer.Deferred()
-            return d
+            ready: defer.Deferred = defer.Deferred()
+            self._ready = ready
+            return ready
         if self.limit is None or not self._timers:
             return None
         wait = self._last_slot - LOOKAHEAD - self._clock.seconds()

@@ -105,7 +105,7 @@ class scoped:
         self.__doc__ = fn.__doc__
 
     def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
-        hooks = owner._class_hooks if instance is None else instance._hooks
+        hooks = owner._class_hooks if instance is None else instance._hooks  # type: ignore[attr-defined]
         fn = self._fn
 
         def bound(*args: Any, **kwargs: Any) -> Any:

@@ -124,7 +124,7 @@ def service(worker: Any, port: int, interface: str = "") -> IService:
     root.putChild(b"healthz", Healthz(worker))
     top = MultiService()
     site = Site(root)
-    site.log = lambda request: None  # no access log line per scrape
+    site.log = lambda request: None  # type: ignore[method-assign]  # no access log per scrape
     server = TCPServer(port, site, interface=interface)
     server.setServiceParent(top)
     _Depths(metrics).setServiceParent(top)
@@ -149,9 +149,7 @@ def _fleet_metrics(worker: Any, r: Any) -> None:
         registry=r,
     )
     for key in worker.queues:
-        paused.labels(short_queue_name(key)).set_function(
-            lambda key=key: 1 if fleet.watch is not None and key in fleet.watch.paused_queues else 0
-        )
+        paused.labels(short_queue_name(key)).set_function(_queue_paused(fleet, key))
     Gauge(
         "pace_pause_all_workers", "1 while Resque's pause-all-workers is set.", registry=r
     ).set_function(lambda: 1 if fleet.watch is not None and fleet.watch.pause_all else 0)
@@ -197,3 +195,10 @@ class Healthz(Resource):
             return b"ok\n"
         request.setResponseCode(503)
         return f"not running: {self.worker.state}\n".encode()
+
+
+def _queue_paused(fleet: Any, key: str) -> Any:
+    def paused() -> int:
+        return 1 if fleet.watch is not None and key in fleet.watch.paused_queues else 0
+
+    return paused

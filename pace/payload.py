@@ -26,7 +26,7 @@ _loads = json.loads
 # The standard library's C scanner, without json.loads' Python layers (two
 # regular expressions and three calls per payload). orjson is faster still
 # but turns integers past 64 bits into floats: not a correct decoder here.
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -103,13 +103,13 @@ def _decode_slowly(raw: bytes | str) -> dict[str, Any]:
             raise MalformedJob('payload has no "args"')
         raise MalformedJob(f'"args" is a {_json_type(job["args"])}, not a list')
     if klass == MALFORMED_CLASS:
-        e = MalformedJob(
+        requeued = MalformedJob(
             "a malformed payload put back in its queue from its failure record "
             "(Resque::Failure.requeue or 'Retry'): failed again without running; "
             "remove the failure record instead"
         )
-        e.requeued = job
-        raise e
+        requeued.requeued = job  # type: ignore[attr-defined]
+        raise requeued
     return job
 
 

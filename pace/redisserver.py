@@ -44,7 +44,7 @@ _BUNDLED = (
 
 
 def _bundled_servers() -> list[str]:
-    found = []
+    found: list[str] = []
     for package, pattern in _BUNDLED:
         # find_spec, not import: these packages' __init__ have work to do
         # that a path lookup does not need.

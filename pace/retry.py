@@ -267,6 +267,7 @@ class Retrier:
             return None
         assert job is not None
         queue = self._short[qi]
+        assert queue is not None  # Worker(retry=) refuses whole-key queues
         ack = (self._processing[qi], self._worker, raw) if self._processing is not None else None
         d = schedule_retry(self._conn, self._clock, job, queue, delay, ack)
         if ack is None:
@@ -284,7 +285,7 @@ class Retrier:
         # fails the job for good rather than dropping it silently.
         from pace.failures import failure_record
 
-        record = failure_record(raw, failure, self._worker, self._short[qi], job)
+        record = failure_record(raw, failure, self._worker, self._short[qi] or "", job)
         self._books.settled(qi, raw, failed=True, record=record)
 
     def annotate(self, record: str, job: dict | None, failure: Failure) -> str:

@@ -21,7 +21,7 @@ from pace.payload import MAX_PAYLOAD_BYTES
 try:
     import sentry_sdk
 except ImportError:  # pragma: no cover - depends on the extra
-    sentry_sdk = None
+    sentry_sdk = None  # type: ignore[assignment]
 
 
 class SentryHook:
@@ -47,7 +47,7 @@ class SentryHook:
                 if not pii:
                     # Stack frames carry the job's arguments as local
                     # variables; they are personal data too.
-                    scope.add_event_processor(_strip_frame_variables)
+                    scope.add_event_processor(_strip_frame_variables)  # type: ignore[arg-type]
                 job = _job_context(payload, pii)
                 queue = getattr(failure, "pace_queue", None)
                 if queue:

@@ -81,7 +81,7 @@ class SharedLimit:
         self._url: RedisURL | None = None
         self._clock = clock
         self._conn: RedisConnection | None = None
-        self._takers: list[defer.Deferred] = []
+        self._takers: list[tuple[defer.Deferred, int]] = []
         self._flush_call: Any = None
         self._down_since: float | None = None
         # Bounds on (local clock - server clock): each reply says the server
@@ -144,9 +144,7 @@ class SharedLimit:
         takers, self._takers = self._takers, []
         if not takers:
             return
-        self.reserve(len(takers)).addCallbacks(
-            self._grant, self._refuse, (takers,), None, (takers,)
-        )
+        self.reserve(len(takers)).addCallbacks(self._grant, self._refuse, (takers,), {}, (takers,))
 
     def _grant(self, slots: list[Slot], takers: list) -> None:
         clock = self._reactor()
@@ -207,7 +205,7 @@ class SharedLimit:
         d.addTimeout(REPLY_TIMEOUT, self._reactor())
         pending["reply"] = d
         d.addCallbacks(
-            self._booked, self._failed, (n, result, sent), None, (n, result, pending, tries)
+            self._booked, self._failed, (n, result, sent), {}, (n, result, pending, tries)
         )
 
     def _observe(self, sent: float, received: float, server_now: float) -> None:

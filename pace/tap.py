@@ -103,7 +103,7 @@ def _check_port(port: int) -> None:
             s.bind(("", port))
         except OSError as e:
             raise usage.UsageError(
-                f"--metrics-port {port}: {e.strerror.lower()} (another process listens "
+                f"--metrics-port {port}: {(e.strerror or str(e)).lower()} (another process listens "
                 "there?): choose another port"
             ) from None
 
@@ -160,7 +160,7 @@ def log_observer() -> Any:
     if os.name == "posix":
         from twisted.scripts._twistd_unix import UnixAppLogger as AppLogger
     else:  # pragma: no cover
-        from twisted.application.app import AppLogger
+        from twisted.application.app import AppLogger  # type: ignore[assignment]
     options = dict(_log_level["options"])
     options["logger"] = None
     base = AppLogger(options)._getLogObserver()
@@ -293,7 +293,7 @@ def makeService(options: Options) -> IService:
         return _make_service(options)
     except (ValueError, TypeError, ImportError) as e:
         # The worker refusing its configuration: a mistake, not a crash.
-        _fail(str(e))
+        return _fail(str(e))
 
 
 def _make_service(options: Options) -> IService:

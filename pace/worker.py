@@ -293,7 +293,7 @@ class Worker:
             clock,
             handler,
         )
-        throttle = None
+        throttle: Any = None
         if self.jobs_per_second is not None:
             throttle = Throttle(self.jobs_per_second, clock)
         life = self._life

@@ -109,7 +109,10 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
     for flag, kw in _GLOBALS:
         # Given after a sub-command, the option must not be reset to None
         # by the parsers it did not appear in: only the top level has a default.
-        p.add_argument(flag, **kw, **({} if top else {"default": argparse.SUPPRESS}))
+        options: dict[str, Any] = dict(kw)
+        if not top:
+            options["default"] = argparse.SUPPRESS
+        p.add_argument(flag, **options)
 
 
 def _spread_globals(p: argparse.ArgumentParser) -> None:

@@ -171,6 +171,7 @@ def _retry(r: Any, index: int) -> str:
                 payload, queue = rec.get("payload"), rec.get("queue")
                 if not isinstance(payload, dict) or not isinstance(queue, str) or not queue:
                     raise CommandError(f"failed job {index} has no job to retry")
+                assert rec.data is not None  # its payload is a dict
                 rec.data["retried_at"] = time.strftime("%Y/%m/%d %H:%M:%S UTC", time.gmtime())
                 pipe.multi()
                 pipe.lset(keys.failed_list(), index, _encode(rec.data))
