@@ -36,12 +36,21 @@ $(STAMP): setup.cfg setup.py
 test: $(STAMP) ## run the test suite (starts its own redis-server)
 	$(BIN)/python -W error::DeprecationWarning:pace -m twisted.trial $(TRIAL_ARGS) tests
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check, mypy
 	$(BIN)/ruff check pace tests bench examples twisted
 	$(BIN)/ruff format --check pace tests bench examples twisted
+	$(BIN)/mypy pace
 
-bench: $(STAMP) ## throughput benchmarks (bench/RESULTS.md)
+bench: $(STAMP) ## throughput, throttle, fleet, scheduler and sweep benchmarks (bench/RESULTS.md)
 	$(BIN)/python bench/run.py
+	@echo "== throttle: CPU per 1,000 jobs at 100 jobs/s"
+	$(BIN)/python bench/throttle_cpu.py --jobs 1000
+	@echo "== fleet: a shared limit across 4 twistd processes, fleet pause latency"
+	$(BIN)/python bench/fleet.py
+	@echo "== delayed jobs: lateness under load, idle cost of the mover"
+	$(BIN)/python bench/schedule.py
+	@echo "== the sweep for dead workers with 10,000 registered"
+	$(BIN)/python bench/sweep.py
 
 bench-fleet: $(STAMP) ## shared limit and fleet pause across twistd processes
 	$(BIN)/python bench/fleet.py
