@@ -207,6 +207,13 @@ class RedisConnection:
         return self._link.live()
 
     @property
+    def closed(self) -> bool:
+        """
+        True once `disconnect` was called.
+        """
+        return self._closed
+
+    @property
     def fatal(self) -> str | None:
         """
         Why Redis refused this connection for good (password, database).

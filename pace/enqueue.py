@@ -47,19 +47,32 @@ def _bounded(conn: RedisConnection, calls: list[defer.Deferred], timeout: float 
     from twisted.internet import reactor
 
     d = defer.gatherResults(calls, consumeErrors=True)
-    d.addTimeout(seconds, reactor)
+    # Not addTimeout: cancelling the gathered calls fails it with a
+    # FirstError(CancelledError), which addTimeout does not see as its own.
+    timed_out = []
+
+    def time_out() -> None:
+        timed_out.append(True)
+        d.cancel()
+
+    call = reactor.callLater(seconds, time_out)
 
     def failed(failure: Any) -> None:
         if failure.check(defer.FirstError):
             failure = failure.value.subFailure
         where = conn.url.redacted()
-        if failure.check(defer.TimeoutError):
+        if timed_out:
             raise EnqueueError(f"Redis at {where} did not take the job within {seconds:g} s")
-        if failure.check(defer.CancelledError):
-            raise EnqueueError(f"the connection to Redis at {where} was closed")
+        if conn.closed:
+            raise EnqueueError(f"the connection to Redis at {where} was closed (pace.disconnect())")
         raise EnqueueError(f"Redis at {where}: {failure.getErrorMessage()}")
 
-    return d.addCallbacks(lambda results: results[-1], failed)
+    def done(result: Any) -> Any:
+        if call.active():
+            call.cancel()
+        return result
+
+    return d.addBoth(done).addCallbacks(lambda results: results[-1], failed)
 
 
 def enqueue(

@@ -337,9 +337,9 @@ class Lifecycle:
                 n=len(payloads),
                 queue=self._w.queues[qi],
             )
-        return defer.gatherResults(calls, consumeErrors=True).addErrback(
-            self._requeue_failed, by_queue
-        )
+        d = defer.gatherResults(calls, consumeErrors=True)
+        d.addErrback(_first_error)
+        return d.addErrback(self._requeue_failed, by_queue)
 
     def _requeue_failed(self, failure: Failure, by_queue: dict[int, list[bytes]]) -> Failure:
         # Not lost in reliable mode (they stay in the processing list, and a
@@ -349,7 +349,7 @@ class Lifecycle:
                 "pace: could not put {n} jobs back in {queue}: {error}; payloads: {payloads}",
                 n=len(payloads),
                 queue=self._w.queues[qi],
-                error=failure.getErrorMessage(),
+                error="out of time" if failure.check(defer.CancelledError) else error_text(failure),
                 payloads=[as_text(raw) for raw in payloads],
             )
         return failure
@@ -384,6 +384,13 @@ class Lifecycle:
                 d.errback(outcome)
             else:
                 d.callback(None)
+
+
+def _first_error(failure: Failure) -> Failure:
+    # gatherResults wraps the failure that ended it: say what it was.
+    if failure.check(defer.FirstError):
+        return failure.value.subFailure
+    return failure
 
 
 def _settled(d: defer.Deferred | None) -> defer.Deferred:
