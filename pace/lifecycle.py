@@ -98,6 +98,7 @@ class Lifecycle:
         self._outcome: Failure | None = None
         self._deadline: Deadline | None = None
         self._registering = False
+        self._hurried = False
 
     # -- start -----------------------------------------------------------
 
@@ -253,6 +254,7 @@ class Lifecycle:
             id=self._w.id,
             n=self.parts.processor.in_flight,
         )
+        self._hurried = True
         self._deadline.tighten(HURRIED)
         self.parts.processor.hurry()
         self.parts.fetch_conn.abort()
@@ -300,20 +302,19 @@ class Lifecycle:
             late = p.processor.take_late()
             if late:
                 log.warn(
-                    "pace: {n} jobs still running after the {grace:g} s grace period; "
-                    "putting them back in their queues",
+                    "pace: {n} jobs still running {when}; putting them back in their queues",
                     n=len(late),
-                    grace=w.grace,
+                    when=self._when_cut(),
                 )
             held += [(qi, [raw]) for qi, raw in late]
         else:
             cut = p.processor.cut_late()
             if cut:
                 log.warn(
-                    "pace: {n} jobs still running after the {grace:g} s grace period; "
+                    "pace: {n} jobs still running {when}; "
                     "cancelled and failed (at most once: never run twice)",
                     n=cut,
-                    grace=w.grace,
+                    when=self._when_cut(),
                 )
         yield deadline.bound(self._requeue(held), "putting jobs back in their queues", url)
         yield deadline.bound(p.books.idle(), "writing job results", url)
@@ -321,6 +322,11 @@ class Lifecycle:
         if self._registering:
             yield deadline.bound(p.registry.stop(), "deregistering", url)
         yield deadline.bound(_settled(w.hooks.run("shutdown")), "running shutdown hooks", url)
+
+    def _when_cut(self) -> str:
+        if self._hurried:
+            return "when told again to stop"
+        return f"after the {self._w.grace:g} s grace period"
 
     def _requeue(self, groups: list[tuple[int, list[bytes]]]) -> defer.Deferred:
         p = self.parts

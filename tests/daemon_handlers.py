@@ -4,7 +4,7 @@ Handlers that tests/test_daemon.py runs inside a real `twistd pace`.
 
 from __future__ import annotations
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 
 import pace
 
@@ -15,3 +15,9 @@ def slow(job: dict):
     d = task.deferLater(reactor, 0.02, lambda: None)
     d.addCallback(lambda _: pace.enqueue("done", "Done", *job["args"]))
     return d
+
+
+def forever(job: dict):
+    # Records that it started, then never settles.
+    d = pace.enqueue("started", "Started", *job["args"])
+    return d.addCallback(lambda _: defer.Deferred())
