@@ -229,6 +229,8 @@ class Lifecycle:
 
     def shutdown(self, immediately: bool = False) -> defer.Deferred:
         if self.state == NEW:
+            # Paused for a while before it was started: that timer goes too.
+            self._cancel_resume()
             self.state = STOPPED
             return defer.succeed(None)
         done = self._when_stopped()

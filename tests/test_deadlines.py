@@ -15,6 +15,7 @@ import signal
 
 import redis
 from twisted.internet import defer, reactor
+from twisted.logger import formatEvent, globalLogPublisher
 
 import pace
 from pace.enqueue import EnqueueError
@@ -158,10 +159,20 @@ class EnqueueDeadlineTests(RedisTestCase):
         self.assertLess(reactor.seconds() - t0, 2)
         self.assertIn("within 1 s", str(e))
         self.proxy.heal()
-        # The frozen connection is given up by its reply deadline; calls on
-        # the new one go through.
-        yield until(self.logged.has("on the enqueue connection"), timeout=15)
-        self.assertEqual((yield self.enqueue(3)), 2)
+        # The frozen connection is given up by its reply deadline; a call
+        # made at once after that (before the socket's connectionLost, a
+        # reactor turn later) waits for the new connection and goes through.
+        sent = []
+
+        def observer(event):
+            if not sent and "on the enqueue connection" in formatEvent(event):
+                sent.append(None)
+                reactor.callLater(0, lambda: sent.append(self.enqueue(3)))
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        yield until(lambda: len(sent) == 2, timeout=15)
+        self.assertEqual((yield sent[1]), 2)
         queued = [json.loads(p)["args"] for p in self.redis.lrange("resque:queue:q", 0, -1)]
         self.assertEqual(queued, [[1], [3]])
         self.assertEqual(self.redis.smembers("resque:queues"), {"q"})

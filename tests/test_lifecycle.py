@@ -204,3 +204,15 @@ class FrozenShutdownTests(RedisTestCase):
         yield stopped
         yield done
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class NeverStartedTests(RedisTestCase):
+    def test_pause_for_a_while_then_shutdown_before_start_leaves_no_timer(self):
+        clock = Clock()
+        w = self.worker(clock=clock)
+        self.assertTrue(w.pause(30))
+        w.shutdown()
+        self.assertEqual(w.state, STOPPED)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertFalse(w.pause(30))
+        self.assertEqual(clock.getDelayedCalls(), [])
