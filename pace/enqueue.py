@@ -12,7 +12,7 @@ from twisted.internet import defer
 
 from pace import keys
 from pace.config import expand_queue_name, resolve_redis_url, short_queue_name
-from pace.connection import RedisConnection
+from pace.connection import RedisConnection, with_advice
 from pace.payload import encode
 
 _connections: dict[Any, RedisConnection] = {}
@@ -65,7 +65,7 @@ def _bounded(conn: RedisConnection, calls: list[defer.Deferred], timeout: float 
             raise EnqueueError(f"Redis at {where} did not take the job within {seconds:g} s")
         if conn.closed:
             raise EnqueueError(f"the connection to Redis at {where} was closed (pace.disconnect())")
-        raise EnqueueError(f"Redis at {where}: {failure.getErrorMessage()}")
+        raise EnqueueError(f"Redis at {where}: {with_advice(failure.getErrorMessage(), failure)}")
 
     def done(result: Any) -> Any:
         if call.active():

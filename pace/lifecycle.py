@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pace.connection import with_advice
 from pace.failures import error_text
 from pace.payload import as_text
 
@@ -153,7 +154,9 @@ class Lifecycle:
         if failure.check(defer.CancelledError) and self.state != STARTING:
             return
         log.error(
-            "pace: worker {id} could not start: {error}", id=self._w.id, error=error_text(failure)
+            "pace: worker {id} could not start: {error}",
+            id=self._w.id,
+            error=with_advice(error_text(failure), failure),
         )
         self._outcome = failure
         self.shutdown()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 
 import redis
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, reactor, task, threads
 
+import pace
 from pace import fetchloop
+from pace.enqueue import EnqueueError
 from pace.redisserver import RedisServer
 from tests.support import Logged, RedisTestCase, payload, until
 
@@ -93,6 +95,26 @@ class OutOfMemoryTests(OwnServer):
     def test_out_of_memory_at_most_once(self):
         return self.check_out_of_memory(False)
 
+    @defer.inlineCallbacks
+    def test_shutdown_ends_in_time_while_out_of_memory(self):
+        own, client = self.own_server("--maxmemory-policy", "noeviction")
+        client.rpush("resque:queue:q", *[payload("J", i) for i in range(3)])
+        gate = defer.Deferred()
+        w = self.worker(redis_url=own.url, concurrency=3, grace=1)
+        done = self.started(w, lambda job: gate)
+        yield until(lambda: w.in_flight == 3)
+        client.config_set("maxmemory", 1)
+        gate.callback(None)
+        yield until(lambda: w.parts.books.blocked)
+        t0 = reactor.seconds()
+        yield w.shutdown()
+        yield done
+        self.assertLess(reactor.seconds() - t0, 1 + 5)
+        client.config_set("maxmemory", 0)
+        # The results were never written: the jobs are still in the
+        # processing list, for a later worker. None lost.
+        self.assertEqual(client.llen(w.parts.processing[0]), 3)
+
 
 class BusyTests(OwnServer):
     @defer.inlineCallbacks
@@ -147,7 +169,21 @@ def client_busy(port: int) -> bool:
     return False
 
 
-class PermanentErrorTests(RedisTestCase):
+class PermanentErrorTests(OwnServer):
+    @defer.inlineCallbacks
+    def test_noauth_says_the_server_wants_a_password(self):
+        own, _ = self.own_server("--requirepass", "s3cret")
+        logged = Logged(self)
+        w = self.worker(redis_url=own.url, grace=1)
+        yield self.assertFailure(w.start(lambda job: None), Exception)
+        self.assertEqual(logged.count("could not start"), 1)
+        self.assertEqual(logged.count("the server wants a password"), 1)
+        e = yield self.assertFailure(
+            pace.enqueue("q", "J", redis_url=own.url, timeout=5), EnqueueError
+        )
+        self.assertIn("NOAUTH", str(e))
+        self.assertIn("the server wants a password", str(e))
+
     @defer.inlineCallbacks
     def test_wrongtype_on_a_queue_is_reported_once(self):
         clock = task.Clock()
