@@ -44,12 +44,13 @@ def _connection(redis_url: str | None) -> RedisConnection:
 
 def _bounded(conn: RedisConnection, calls: list[defer.Deferred], timeout: float | None) -> Any:
     seconds = TIMEOUT if timeout is None else timeout
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
 
+    reactor: Any = _reactor
     d = defer.gatherResults(calls, consumeErrors=True)
     # Not addTimeout: cancelling the gathered calls fails it with a
     # FirstError(CancelledError), which addTimeout does not see as its own.
-    timed_out = []
+    timed_out: list[bool] = []
 
     def time_out() -> None:
         timed_out.append(True)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pace.connection import with_advice
+from pace.connection import is_transient, with_advice
 from pace.failures import error_text
+from pace.fetchloop import BACKOFF_TRANSIENT, backoff
 from pace.payload import as_text
 
 log = Logger()
@@ -131,7 +132,7 @@ class Lifecycle:
         yield self._wait(p.commands.connected())
         yield self._wait(p.fetch_conn.connected())
         self._registering = True
-        yield self._wait(p.registry.start())
+        yield self._register()
         log.info(
             "pace: worker {id} started on {queues} at {url} (concurrency {c}, {mode})",
             id=w.id,
@@ -149,6 +150,35 @@ class Lifecycle:
             if part is not None:
                 part.start()
         self._resume_fetching()
+
+    @defer.inlineCallbacks
+    def _register(self) -> Any:
+        # A lost connection or a reply like LOADING (Redis restarting with
+        # persistence) while registering is no reason to give up the start:
+        # try again, with backoff, until it works or the worker is stopped.
+        attempt = 0
+        while True:
+            try:
+                yield self._wait(self.parts.registry.start())
+                return
+            except Exception:
+                failure = Failure()
+                if self.state != STARTING or not is_transient(failure):
+                    raise
+            attempt += 1
+            delay = backoff(attempt, BACKOFF_TRANSIENT)
+            if attempt == 1:
+                log.warn(
+                    "pace: worker {id} could not register yet ({error}); trying again",
+                    id=self._w.id,
+                    error=error_text(failure),
+                )
+            sleep = task.deferLater(self._clock, delay, lambda: None)
+            try:
+                yield self._wait(sleep)
+            finally:
+                if not sleep.called:
+                    sleep.cancel()
 
     def _start_failed(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError) and self.state != STARTING:

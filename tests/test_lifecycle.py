@@ -18,7 +18,7 @@ from twisted.internet.task import Clock
 from pace.lifecycle import STOPPED
 from pace.redisserver import RedisServer, free_port
 from tests.proxy import Proxy
-from tests.support import RedisTestCase, payload, until
+from tests.support import Logged, RedisTestCase, payload, until
 
 #: Uneven, late steps, as a loaded reactor runs its timers.
 STEPS = [0.01, 0.3, 2.9, 0.05, 7, 1.3, 31, 0.2, 64]
@@ -216,3 +216,42 @@ class NeverStartedTests(RedisTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertFalse(w.pause(30))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class RegisterRetryTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.proxy = yield Proxy(self.server.port, reactor).start()
+        self.addCleanup(self.proxy.stop)
+        self.logged = Logged(self)
+        # The first command of each connection (the registry's, on the
+        # commands connection) goes through, and its reply is lost.
+        self.proxy.drop_next(2)
+
+    @defer.inlineCallbacks
+    def test_connection_lost_while_registering_is_retried(self):
+        clock = Clock()
+        self.push("q", *[payload("J", i) for i in range(5)])
+        ran = []
+        w = self.worker(redis_url=self.proxy.url, clock=clock, log_interval=None)
+        done = self.started(w, lambda job: ran.append(job["args"][0]))
+        yield until(self.logged.has("could not register yet"))
+        self.assertEqual(w.state, "starting")
+        clock.advance(0.7)
+        clock.advance(2.5)
+        yield until(lambda: len(ran) == 5, timeout=15)
+        self.assertEqual(ran, list(range(5)))
+        self.assertFalse(done.called)
+        self.assertEqual(self.redis.smembers("resque:workers"), {w.id})
+
+    @defer.inlineCallbacks
+    def test_stop_while_waiting_to_register_again_leaves_no_timer(self):
+        clock = Clock()
+        w = self.worker(redis_url=self.proxy.url, clock=clock, log_interval=None)
+        done = w.start(lambda job: None)
+        yield until(self.logged.has("could not register yet"))
+        yield w.shutdown()
+        yield done
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(self.redis.smembers("resque:workers"), set())
