@@ -6,11 +6,16 @@ does.
 
 from __future__ import annotations
 
+import os
+import signal
+
 from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
 
 from pace.bookkeeping import Bookkeeper
 from pace.config import resolve_redis_url
 from pace.connection import RedisConnection
+from pace.redisserver import RedisServer
 from tests.support import RedisTestCase, until
 
 
@@ -54,3 +59,26 @@ class BookkeeperTests(RedisTestCase):
         self.assertEqual(self.redis.get("resque:stat:processed"), "1")
         self.assertEqual(self.redis.lrange("p", 0, 0), ["j1"])
         self.assertEqual(self.books.unacknowledged(), [])
+
+
+class CloseWhileRedisIsGoneTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_no_retry_timer_after_close(self):
+        own = RedisServer().start()
+        self.addCleanup(own.cleanup)
+        conn = RedisConnection(resolve_redis_url(own.url), "test")
+        self.addCleanup(conn.disconnect)
+        clock = Clock()
+        books = Bookkeeper(conn, ["p"], "w1", reactor=reactor, clock=clock)
+        yield conn.connected()
+        # The batch is sent and never answered: the server dies under it.
+        os.kill(own.process.pid, signal.SIGSTOP)
+        books.settled(0, b"j0")
+        yield until(lambda: books._in_flight is not None)
+        os.kill(own.process.pid, signal.SIGKILL)
+        own.process.wait()
+        yield until(lambda: books.blocked)
+        self.assertEqual(books.unacknowledged(), [(0, b"j0")])
+        books.close()
+        yield conn.disconnect()
+        self.assertEqual(clock.getDelayedCalls(), [])
