@@ -267,6 +267,7 @@ class Lifecycle:
             self.state = STOPPED
             return defer.succeed(None)
         done = self._when_stopped()
+        again = self.state == STOPPING
         if self.state in (STARTING, RUNNING):
             was = self.state
             self.state = STOPPING
@@ -275,18 +276,19 @@ class Lifecycle:
                 lambda f: log.failure("pace: error while stopping {id}", f, id=self._w.id)
             ).addBoth(self._stopped)
         if immediately and self.state == STOPPING:
-            self.hurry()
+            self.hurry(again)
         return done
 
-    def hurry(self) -> None:
+    def hurry(self, again: bool = True) -> None:
         """
         Stop now (a second signal): what can be put back within a second is.
         """
         if self.state != STOPPING or self._deadline is None:
             return
         log.warn(
-            "pace: worker {id} told again to stop: stopping now, {n} jobs in flight",
+            "pace: worker {id} {told}: stopping now, {n} jobs in flight",
             id=self._w.id,
+            told="told again to stop" if again else "told to stop at once",
             n=self.parts.processor.in_flight,
         )
         self._hurried = True
@@ -360,7 +362,7 @@ class Lifecycle:
 
     def _when_cut(self) -> str:
         if self._hurried:
-            return "when told again to stop"
+            return "when told to stop now"
         return f"after the {self._w.grace:g} s grace period"
 
     def _requeue(self, groups: list[tuple[int, list[bytes]]]) -> defer.Deferred:
