@@ -200,3 +200,29 @@ class EnqueueDeadlineTests(RedisTestCase):
         self.assertEqual([ok for ok, _ in results], [False] * 100)
         self.assertTrue(all(f.check(EnqueueError) for _, f in results))
         gc.collect()
+
+
+class StuckReclaimTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_stopping_now_does_not_wait_for_a_reclaim_on_a_dead_network(self):
+        proxy = yield Proxy(self.server.port, reactor).start()
+        self.addCleanup(proxy.stop)
+        logged = Logged(self)
+        w = self.worker(redis_url=proxy.url, grace=30)
+        done = self.started(w, lambda job: None)
+        yield until(lambda: w.parts.fetcher._blocked)
+        # The network goes; then the fetch connection drops (as a reset
+        # would), so that the worker, reconnected through the dead network,
+        # looks for jobs lost in transit on a command connection that
+        # never answers.
+        proxy.half_open()
+        port = w.parts.fetch_conn.protocol.transport.getHost().port
+        [fetch_front] = [f for f in proxy.fronts if f.transport.getPeer().port == port]
+        fetch_front.transport.abortConnection()
+        yield until(logged.has("fetch from ['resque:queue:q'] interrupted"))
+        yield until(lambda: w.parts.fetch_conn.protocol is not None)
+        yield until(lambda: w.parts.commands.protocol.replyQueue.waiting)
+        t0 = reactor.seconds()
+        yield w.shutdown(immediately=True)
+        yield done
+        self.assertLess(reactor.seconds() - t0, 3)
