@@ -210,11 +210,18 @@ class Bookkeeper:
         if failure.check(*connection_errors()):
             # Lost connection: write as soon as there is a new one.
             d = self._conn.connected()
-            d.addCallbacks(lambda _: self._flush(), lambda f: self._later(BACKOFF_TRANSIENT))
+            d.addCallbacks(
+                lambda _: None if self._closed else self._flush(),
+                lambda f: self._later(BACKOFF_TRANSIENT),
+            )
             return
         self._later(BACKOFF_TRANSIENT if transient else BACKOFF_PERMANENT)
 
     def _later(self, cap: float) -> None:
+        if self._closed:
+            # The wait for a new connection ended because the worker stopped
+            # (it closed the connection): no retry after that.
+            return
         if self._retry is None or not self._retry.active():
             self._retry = self._clock.callLater(backoff(self._failures, cap), self._flush)
 

@@ -87,6 +87,14 @@ def advice(failure: Failure) -> str | None:
     return PERMANENT.get(error_code(failure) or "")
 
 
+def with_advice(text: str, failure: Failure) -> str:
+    """
+    ``text`` (the error), followed by what to do about it if it is permanent.
+    """
+    hint = advice(failure)
+    return f"{text.rstrip('.')}: {hint}" if hint else text
+
+
 class RedisConnection:
     """
     One Redis connection that reconnects by itself. ``execute`` waits for the
@@ -221,6 +229,13 @@ class RedisConnection:
     @property
     def protocol(self) -> Any:
         return self._link.live()
+
+    @property
+    def closed(self) -> bool:
+        """
+        True once `disconnect` was called.
+        """
+        return self._closed
 
     @property
     def fatal(self) -> str | None:

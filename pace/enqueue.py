@@ -12,7 +12,7 @@ from twisted.internet import defer
 
 from pace import keys
 from pace.config import expand_queue_name, resolve_redis_url, short_queue_name
-from pace.connection import RedisConnection
+from pace.connection import RedisConnection, with_advice
 from pace.payload import encode
 
 _connections: dict[Any, RedisConnection] = {}
@@ -44,22 +44,36 @@ def _connection(redis_url: str | None) -> RedisConnection:
 
 def _bounded(conn: RedisConnection, calls: list[defer.Deferred], timeout: float | None) -> Any:
     seconds = TIMEOUT if timeout is None else timeout
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
 
+    reactor: Any = _reactor
     d = defer.gatherResults(calls, consumeErrors=True)
-    d.addTimeout(seconds, reactor)
+    # Not addTimeout: cancelling the gathered calls fails it with a
+    # FirstError(CancelledError), which addTimeout does not see as its own.
+    timed_out: list[bool] = []
+
+    def time_out() -> None:
+        timed_out.append(True)
+        d.cancel()
+
+    call = reactor.callLater(seconds, time_out)
 
     def failed(failure: Any) -> None:
         if failure.check(defer.FirstError):
             failure = failure.value.subFailure
         where = conn.url.redacted()
-        if failure.check(defer.TimeoutError):
+        if timed_out:
             raise EnqueueError(f"Redis at {where} did not take the job within {seconds:g} s")
-        if failure.check(defer.CancelledError):
-            raise EnqueueError(f"the connection to Redis at {where} was closed")
-        raise EnqueueError(f"Redis at {where}: {failure.getErrorMessage()}")
+        if conn.closed:
+            raise EnqueueError(f"the connection to Redis at {where} was closed (pace.disconnect())")
+        raise EnqueueError(f"Redis at {where}: {with_advice(failure.getErrorMessage(), failure)}")
 
-    return d.addCallbacks(lambda results: results[-1], failed)
+    def done(result: Any) -> Any:
+        if call.active():
+            call.cancel()
+        return result
+
+    return d.addBoth(done).addCallbacks(lambda results: results[-1], failed)
 
 
 def enqueue(

@@ -16,7 +16,8 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from pace import lua
-from pace.connection import RedisConnection
+from pace.connection import RedisConnection, connection_errors
+from pace.failures import error_text
 
 log = Logger()
 
@@ -184,7 +185,7 @@ class Fetcher:
                 )
 
         d.addCallback(check)
-        d.addErrback(lambda f: log.failure("pace: could not unblock the fetch", f))
+        d.addErrback(_unblock_failed)
         return d
 
     def requeue(self, queue_index: int, payloads: list[bytes | str]) -> defer.Deferred:
@@ -229,6 +230,14 @@ class Fetcher:
                     queue=self.queues[qi],
                 )
                 yield self.requeue(qi, orphans)
+
+
+def _unblock_failed(failure: Any) -> None:
+    # The command connection went away (a shutdown closing it, a lost
+    # network): the blocking pop ends by its own deadline anyway.
+    if failure.check(*connection_errors()):
+        return
+    log.warn("pace: could not unblock the fetch: {error}", error=error_text(failure))
 
 
 @defer.inlineCallbacks

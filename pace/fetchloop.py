@@ -154,7 +154,10 @@ class FetchLoop:
             self._waiting = None
             if self._reclaim:
                 self._reclaim = False
-                yield self._reclaim_orphans()
+                # Interruptible like any wait: on a network that went dead
+                # it would otherwise hold a shutdown until the reply
+                # deadline. Not finished, it is tried again next time.
+                yield self._await(self._reclaim_orphans())
             try:
                 batches = yield fetcher.fetch(wanted, not self._burst)
             except Exception:
@@ -187,6 +190,8 @@ class FetchLoop:
             known[pair] = known.get(pair, 0) + 1
         try:
             yield self._fetcher.reclaim(known)
+        except defer.CancelledError:
+            self._reclaim = True  # interrupted (pause, shutdown): next time
         except Exception:
             self._reclaim = True
             log.warn("pace: could not check for jobs lost in transit; will retry")

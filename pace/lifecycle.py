@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pace.connection import is_transient, with_advice
 from pace.failures import error_text
+from pace.fetchloop import BACKOFF_TRANSIENT, backoff
 from pace.payload import as_text
 
 log = Logger()
@@ -98,6 +100,7 @@ class Lifecycle:
         self._outcome: Failure | None = None
         self._deadline: Deadline | None = None
         self._registering = False
+        self._hurried = False
 
     # -- start -----------------------------------------------------------
 
@@ -129,7 +132,7 @@ class Lifecycle:
         yield self._wait(p.commands.connected())
         yield self._wait(p.fetch_conn.connected())
         self._registering = True
-        yield self._wait(p.registry.start())
+        yield self._register()
         if getattr(p, "fleet", None) is not None:
             # Fleet pauses are known before the first fetch (pace.fleet).
             yield self._wait(p.fleet.start(p.commands))
@@ -151,11 +154,42 @@ class Lifecycle:
                 part.start()
         self._resume_fetching()
 
+    @defer.inlineCallbacks
+    def _register(self) -> Any:
+        # A lost connection or a reply like LOADING (Redis restarting with
+        # persistence) while registering is no reason to give up the start:
+        # try again, with backoff, until it works or the worker is stopped.
+        attempt = 0
+        while True:
+            try:
+                yield self._wait(self.parts.registry.start())
+                return
+            except Exception:
+                failure = Failure()
+                if self.state != STARTING or not is_transient(failure):
+                    raise
+            attempt += 1
+            delay = backoff(attempt, BACKOFF_TRANSIENT)
+            if attempt == 1:
+                log.warn(
+                    "pace: worker {id} could not register yet ({error}); trying again",
+                    id=self._w.id,
+                    error=error_text(failure),
+                )
+            sleep = task.deferLater(self._clock, delay, lambda: None)
+            try:
+                yield self._wait(sleep)
+            finally:
+                if not sleep.called:
+                    sleep.cancel()
+
     def _start_failed(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError) and self.state != STARTING:
             return
         log.error(
-            "pace: worker {id} could not start: {error}", id=self._w.id, error=error_text(failure)
+            "pace: worker {id} could not start: {error}",
+            id=self._w.id,
+            error=with_advice(error_text(failure), failure),
         )
         self._outcome = failure
         self.shutdown()
@@ -233,9 +267,12 @@ class Lifecycle:
 
     def shutdown(self, immediately: bool = False) -> defer.Deferred:
         if self.state == NEW:
+            # Paused for a while before it was started: that timer goes too.
+            self._cancel_resume()
             self.state = STOPPED
             return defer.succeed(None)
         done = self._when_stopped()
+        again = self.state == STOPPING
         if self.state in (STARTING, RUNNING):
             was = self.state
             self.state = STOPPING
@@ -244,20 +281,22 @@ class Lifecycle:
                 lambda f: log.failure("pace: error while stopping {id}", f, id=self._w.id)
             ).addBoth(self._stopped)
         if immediately and self.state == STOPPING:
-            self.hurry()
+            self.hurry(again)
         return done
 
-    def hurry(self) -> None:
+    def hurry(self, again: bool = True) -> None:
         """
         Stop now (a second signal): what can be put back within a second is.
         """
         if self.state != STOPPING or self._deadline is None:
             return
         log.warn(
-            "pace: worker {id} told again to stop: stopping now, {n} jobs in flight",
+            "pace: worker {id} {told}: stopping now, {n} jobs in flight",
             id=self._w.id,
+            told="told again to stop" if again else "told to stop at once",
             n=self.parts.processor.in_flight,
         )
+        self._hurried = True
         self._deadline.tighten(HURRIED)
         self.parts.processor.hurry()
         self.parts.fetch_conn.abort()
@@ -308,20 +347,19 @@ class Lifecycle:
             late = p.processor.take_late()
             if late:
                 log.warn(
-                    "pace: {n} jobs still running after the {grace:g} s grace period; "
-                    "putting them back in their queues",
+                    "pace: {n} jobs still running {when}; putting them back in their queues",
                     n=len(late),
-                    grace=w.grace,
+                    when=self._when_cut(),
                 )
             held += [(qi, [raw]) for qi, raw in late]
         else:
             cut = p.processor.cut_late()
             if cut:
                 log.warn(
-                    "pace: {n} jobs still running after the {grace:g} s grace period; "
+                    "pace: {n} jobs still running {when}; "
                     "cancelled and failed (at most once: never run twice)",
                     n=cut,
-                    grace=w.grace,
+                    when=self._when_cut(),
                 )
         yield deadline.bound(self._requeue(held), "putting jobs back in their queues", url)
         yield deadline.bound(p.books.idle(), "writing job results", url)
@@ -329,6 +367,11 @@ class Lifecycle:
         if self._registering:
             yield deadline.bound(p.registry.stop(), "deregistering", url)
         yield deadline.bound(_settled(w.hooks.run("shutdown")), "running shutdown hooks", url)
+
+    def _when_cut(self) -> str:
+        if self._hurried:
+            return "when told to stop now"
+        return f"after the {self._w.grace:g} s grace period"
 
     def _requeue(self, groups: list[tuple[int, list[bytes]]]) -> defer.Deferred:
         p = self.parts
@@ -345,9 +388,9 @@ class Lifecycle:
                 n=len(payloads),
                 queue=self._w.queues[qi],
             )
-        return defer.gatherResults(calls, consumeErrors=True).addErrback(
-            self._requeue_failed, by_queue
-        )
+        d = defer.gatherResults(calls, consumeErrors=True)
+        d.addErrback(_first_error)
+        return d.addErrback(self._requeue_failed, by_queue)
 
     def _requeue_failed(self, failure: Failure, by_queue: dict[int, list[bytes]]) -> Failure:
         # Not lost in reliable mode (they stay in the processing list, and a
@@ -357,7 +400,7 @@ class Lifecycle:
                 "pace: could not put {n} jobs back in {queue}: {error}; payloads: {payloads}",
                 n=len(payloads),
                 queue=self._w.queues[qi],
-                error=failure.getErrorMessage(),
+                error="out of time" if failure.check(defer.CancelledError) else error_text(failure),
                 payloads=[as_text(raw) for raw in payloads],
             )
         return failure
@@ -392,6 +435,13 @@ class Lifecycle:
                 d.errback(outcome)
             else:
                 d.callback(None)
+
+
+def _first_error(failure: Failure) -> Failure:
+    # gatherResults wraps the failure that ended it: say what it was.
+    if failure.check(defer.FirstError):
+        return failure.value.subFailure
+    return failure
 
 
 def _settled(d: defer.Deferred | None) -> defer.Deferred:

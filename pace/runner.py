@@ -39,7 +39,8 @@ class _Signals:
 
     def shutdown(self, name: str) -> None:
         if self._stopping:
-            log.warn("pace: {signal} received again: stopping now", signal=name)
+            # The worker says so, in one line: a second line here would
+            # say the same thing again.
             self._worker.shutdown(immediately=True)
             return
         self._stopping = True

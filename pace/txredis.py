@@ -309,6 +309,10 @@ def abort(proto: Any) -> None:
     transport = getattr(proto, "transport", None)
     if transport is not None:
         transport.abortConnection()
+        # connectionLost comes a reactor turn later; a command sent on it
+        # meanwhile would be lost with it. Marked dead now, the connection
+        # is no longer handed out: callers wait for the next one.
+        proto.connected = 0
 
 
 def make_events(**callbacks: Callable[..., None]) -> _Events:

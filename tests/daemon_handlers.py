@@ -4,7 +4,7 @@ Handlers that tests/test_daemon.py runs inside a real `twistd pace`.
 
 from __future__ import annotations
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 
 import pace
 
@@ -40,3 +40,9 @@ def leaky(job: dict):
 
 def _unhandled(url: str) -> None:
     raise RuntimeError(f"unhandled, for {url}")
+
+
+def forever(job: dict):
+    # Records that it started, then never settles.
+    d = pace.enqueue("started", "Started", *job["args"])
+    return d.addCallback(lambda _: defer.Deferred())

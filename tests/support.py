@@ -153,3 +153,28 @@ class Recorder:
     @property
     def args(self) -> list:
         return [j["args"] for j in self.jobs]
+
+
+class Logged:
+    """
+    The log events of a test, as text: ``logged.count("no reply")``, and
+    `until` a line appears.
+    """
+
+    def __init__(self, case: unittest.TestCase):
+        from twisted.logger import globalLogPublisher
+
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        case.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def lines(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.events]
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines())
+
+    def has(self, text: str) -> Any:
+        return lambda: self.count(text) > 0

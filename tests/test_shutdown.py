@@ -214,3 +214,22 @@ class ResultsWrittenTests(RedisTestCase):
             yield w.shutdown()
             yield done
             self.assertEqual(self.redis.get("resque:stat:processed"), str(n))
+
+
+class ImmediateShutdownTests(RedisTestCase):
+    @defer.inlineCallbacks
+    def test_shutdown_immediately_puts_running_jobs_back_at_once(self):
+        from tests.support import Logged
+
+        logged = Logged(self)
+        clock = Clock()
+        self.push("q", payload("Forever", 1))
+        w = self.worker(grace=30, clock=clock, log_interval=None)
+        done = self.started(w, lambda job: defer.Deferred())
+        yield until(lambda: w.in_flight == 1)
+        # No clock advance needed: it does not wait for the grace period.
+        yield w.shutdown(immediately=True)
+        yield done
+        self.assertEqual(self.redis.lrange("resque:queue:q", 0, -1), [payload("Forever", 1)])
+        self.assertEqual(logged.count("told to stop at once: stopping now"), 1)
+        self.assertEqual(logged.count("again"), 0)
