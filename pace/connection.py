@@ -65,7 +65,8 @@ def error_code(failure: Failure) -> str | None:
     """
     The code of a Redis error reply (``OOM``, ``NOAUTH``...), else None.
     """
-    if not failure.check(_txredis().ResponseError):
+    txredis = _txredis()
+    if not failure.check(txredis.ResponseError, txredis.Refused):
         return None
     text = str(failure.value)
     return text.split(None, 1)[0] if text else None
@@ -257,7 +258,7 @@ class RedisConnection:
         if self._closed:
             return defer.fail(txredis.ConnectionError("the connection was closed"))
         if self._link.fatal:
-            return defer.fail(txredis.ConnectionError(self._link.fatal))
+            return defer.fail(txredis.Refused(self._link.fatal))
         d = self._link.wait()
         self._waiters.add(d)
         d.addBoth(self._waited, d)

@@ -16,6 +16,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pace import proctitle
 from pace.connection import is_transient, with_advice
 from pace.failures import error_text
 from pace.fetchloop import BACKOFF_TRANSIENT, backoff
@@ -408,6 +409,9 @@ class Lifecycle:
     def _stopped(self, _: Any) -> defer.Deferred:
         p = self.parts
         self._w.stopped_running()
+        # Whatever happened on the way, the process no longer says a worker
+        # runs once it has stopped.
+        proctitle.worker_stopped(p.registry)
         conns = [p.commands, p.fetch_conn]
         d = defer.gatherResults([c.disconnect() for c in conns], consumeErrors=True)
         # A frozen or half-open server may never see the close through.

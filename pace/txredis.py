@@ -21,6 +21,15 @@ log = Logger()
 ConnectionError = txredisapi.ConnectionError
 ResponseError = txredisapi.ResponseError
 
+
+class Refused(txredisapi.RedisError):
+    """
+    Redis refused the connection for good (a wrong password or database, a
+    password it wants and was not given): its message is Redis's error.
+    Not a lost connection: trying again cannot help.
+    """
+
+
 #: TCP keepalive: probe an idle connection after this many seconds, then
 #: every KEEPALIVE_INTERVAL, and give up after KEEPALIVE_COUNT probes, so a
 #: peer that vanished is noticed even when nothing is waiting on it.
@@ -212,7 +221,7 @@ class _Hooks:
         queue = self.connectionQueue  # type: ignore[attr-defined]
         peekers, queue.peekers = queue.peekers, []
         for d in peekers:
-            d.errback(ConnectionError(why))
+            d.errback(Refused(why))
 
 
 class _Factory(_Hooks, txredisapi.RedisFactory):

@@ -35,7 +35,7 @@ class _Front(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self.frozen = self.proxy.is_half_open
-        self.drop_before_reply = self.proxy._take_drop()
+        self.drop_before_reply, self.replies_before_drop = self.proxy._take_drop()
         self.backend: _Backend | None = None
         self.pending: list[bytes] = []
         self.proxy.fronts.append(self)
@@ -71,7 +71,10 @@ class _Front(protocol.Protocol):
     def from_backend(self, data: bytes) -> None:
         if self.frozen:
             return
-        if self.drop_before_reply:
+        if self.drop_before_reply and self.replies_before_drop:
+            # The handshake's replies (PING) get through first.
+            self.replies_before_drop -= 1
+        elif self.drop_before_reply:
             # The command went through; its reply never comes back.
             self.proxy.dropped += 1
             self.transport.abortConnection()
@@ -104,6 +107,7 @@ class Proxy:
         self.dropped = 0
         self.forwarded: list[bytes] = []
         self._drops = 0
+        self._after = 0
         self._listening: Any = None
 
     @property
@@ -142,18 +146,19 @@ class Proxy:
         """
         self.is_half_open = False
 
-    def drop_next(self, n: int = 1) -> None:
+    def drop_next(self, n: int = 1, after: int = 0) -> None:
         """
-        The next ``n`` connections forward their first command, then are
-        dropped before its reply reaches the client.
+        The next ``n`` connections pass ``after`` replies, then forward a
+        command and are dropped before its reply reaches the client.
         """
         self._drops += n
+        self._after = after
 
-    def _take_drop(self) -> bool:
+    def _take_drop(self) -> tuple[bool, int]:
         if self._drops:
             self._drops -= 1
-            return True
-        return False
+            return True, self._after
+        return False, 0
 
     def stop(self) -> defer.Deferred:
         """

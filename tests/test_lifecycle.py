@@ -78,15 +78,16 @@ class StopDuringStartTests(RedisTestCase):
         proxy = yield Proxy(self.server.port, reactor).start()
         self.addCleanup(proxy.stop)
         w = self.worker_on(clock, redis_url=proxy.url)
-        # Connections are made and then nothing answers: the registry's
-        # first command waits.
-        proxy.half_open()
+        # Connections are made (their PING answered), and then Redis holds
+        # every write: the registry's first script waits.
+        self.redis.client_pause(10_000, all=False)
+        self.addCleanup(self.redis.client_unpause)
         done = w.start(lambda job: None)
-        yield until(lambda: len(proxy.fronts) == 2)
         yield until(lambda: w.parts.commands.protocol is not None)
+        yield until(lambda: w.parts.fetch_conn.protocol is not None)
         self.assertEqual(w.state, "starting")
         yield self.check_left_nothing(w, clock, done)
-        proxy.heal()
+        self.redis.client_unpause()
         self.assert_nothing_written()
 
     @defer.inlineCallbacks
@@ -225,9 +226,10 @@ class RegisterRetryTests(RedisTestCase):
         self.proxy = yield Proxy(self.server.port, reactor).start()
         self.addCleanup(self.proxy.stop)
         self.logged = Logged(self)
-        # The first command of each connection (the registry's, on the
-        # commands connection) goes through, and its reply is lost.
-        self.proxy.drop_next(2)
+        # After the handshake (PING), the first command of each connection
+        # (the registry's, on the commands connection) goes through, and its
+        # reply is lost.
+        self.proxy.drop_next(2, after=1)
 
     @defer.inlineCallbacks
     def test_connection_lost_while_registering_is_retried(self):

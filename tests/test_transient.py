@@ -136,12 +136,13 @@ class BusyTests(OwnServer):
         self.started(w, handler)
         yield until(lambda: runs == [0])
         logged = Logged(self)
-        # A script that runs for 3 s: every other client hears BUSY.
+        # A script that runs for 5 s (long enough for a loaded machine to look
+        # while it runs): every other client hears BUSY.
         busy = redis.Redis(port=own.port)
         self.addCleanup(busy.close)
         spin = (
             "local t = redis.call('TIME') while true do "
-            "if redis.call('TIME')[1] - t[1] >= 3 then return 1 end end"
+            "if redis.call('TIME')[1] - t[1] >= 5 then return 1 end end"
         )
         # The EVAL blocks its caller: it runs off the reactor thread.
         blocking = threads.deferToThread(busy.eval, spin, 0)
