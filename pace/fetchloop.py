@@ -54,6 +54,7 @@ class FetchLoop:
         on_empty: Callable[[], Any],
         report_error: Callable[[str | None, Failure], Any],
         observer: Callable[[], Any],
+        held: Callable[[], list[tuple[int, bytes]]] = list,
     ):
         self._fetcher = fetcher
         self._conn = fetch_conn
@@ -67,6 +68,7 @@ class FetchLoop:
         self._on_empty = on_empty
         self._report_error = report_error
         self._observer = observer
+        self._held = held
         #: The loop's Deferred while it runs.
         self.current: defer.Deferred | None = None
         self._waiting: defer.Deferred | None = None
@@ -186,7 +188,9 @@ class FetchLoop:
     @defer.inlineCallbacks
     def _reclaim_orphans(self) -> Any:
         known: dict[tuple[int, bytes], int] = {}
-        for pair in self._processor.running_payloads() + self._books.unacknowledged():
+        known_jobs = self._processor.running_payloads() + self._books.unacknowledged()
+        # Jobs fetched and held while paused are ours too, not orphans.
+        for pair in known_jobs + self._held():
             known[pair] = known.get(pair, 0) + 1
         try:
             yield self._fetcher.reclaim(known)

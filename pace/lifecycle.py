@@ -197,6 +197,12 @@ class Lifecycle:
 
     # -- accepting jobs --------------------------------------------------
 
+    def held_payloads(self) -> list[tuple[int, bytes]]:
+        """
+        (queue index, payload) of the jobs fetched and held while paused.
+        """
+        return [(qi, raw) for qi, payloads in self._held for raw in payloads]
+
     def accepting(self) -> bool:
         return self.state == RUNNING and not self.paused
 

@@ -111,11 +111,17 @@ class Processor:
         except Exception:
             self._failed(Failure(), qi, raw, job, t0)
             return
-        if iscoroutine(result):
-            result = defer.Deferred.fromCoroutine(result)
-        elif not isinstance(result, defer.Deferred):
-            self._succeeded(qi, raw, job, t0)
-            return
+        # The common cases first, by type: a Deferred's isinstance goes
+        # through ABC machinery (it is an Awaitable), three calls a job.
+        if type(result) is not defer.Deferred:
+            if result is None:
+                self._succeeded(qi, raw, job, t0)
+                return
+            if iscoroutine(result):
+                result = defer.Deferred.fromCoroutine(result)
+            elif not isinstance(result, defer.Deferred):
+                self._succeeded(qi, raw, job, t0)
+                return
         if self.job_timeout is not None:
             result.addTimeout(self.job_timeout, self._clock)
         self._seq += 1

@@ -81,6 +81,15 @@ class _PaceProtocol:
         self.reads += 1
         super().dataReceived(data)  # type: ignore[misc]
 
+    def tryConvertData(self, data: Any) -> Any:
+        # The fetch connection keeps replies as bytes and numbers as they
+        # come (charset None, convertNumbers False): hiredis's reply is then
+        # already what txredisapi would make of it, and converting walks
+        # every payload of every batch for nothing.
+        if self.charset is None and not self.convertNumbers:  # type: ignore[attr-defined]
+            return data
+        return super().tryConvertData(data)  # type: ignore[misc]
+
     def connectionLost(self, why: Any) -> None:
         self.factory.events.on_closed(why)
         super().connectionLost(why)  # type: ignore[misc]

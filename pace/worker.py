@@ -322,6 +322,7 @@ class Worker:
             on_empty=self._burst_empty,
             report_error=processor.report_error,
             observer=lambda: self._observer,
+            held=life.held_payloads,
         )
         loop.crashed = life.loop_crashed
         registry = Registry(
