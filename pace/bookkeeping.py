@@ -144,7 +144,9 @@ class Bookkeeper:
         if not self._pending():
             self._wake_idle()
             return
-        acks, ack_args, room = [], [], _MAX_BATCH
+        acks: list[list[bytes]] = []
+        ack_args: list[Any] = []
+        room = _MAX_BATCH
         for qi, pending in enumerate(self._acks):
             taken = pending[:room]
             del pending[: len(taken)]

@@ -138,7 +138,7 @@ class Fetcher:
                     "BLPOP", *self.queues, self._block_seconds, apply_timeout=False
                 )
                 if got:
-                    result = [[] for _ in self.queues]
+                    result: list[list[bytes]] = [[] for _ in self.queues]
                     result[self._index[got[0]]].append(got[1])
                     return result
             else:

@@ -319,6 +319,7 @@ class Lifecycle:
     def _stop(self, was: str) -> Any:
         p, w = self.parts, self._w
         deadline = self._deadline
+        assert deadline is not None  # set by shutdown() before _stop runs
         url = w.url.redacted()
         log.info(
             "pace: worker {id} shutting down ({n} jobs in flight, grace {grace:g} s)",

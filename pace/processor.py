@@ -32,6 +32,9 @@ log = Logger()
 
 Handler = Callable[[dict], Any]
 
+#: No keyword arguments for the settle callbacks (one shared, never changed).
+_NO_KW: dict[str, Any] = {}
+
 
 class Processor:
     """
@@ -130,7 +133,7 @@ class Processor:
         if self.watcher is not None:
             self.watcher.job_started(seq, qi, raw)
         result.addCallbacks(
-            self._settled_ok, self._settled_failed, (seq, job, t0), None, (seq, job, t0), None
+            self._settled_ok, self._settled_failed, (seq, job, t0), _NO_KW, (seq, job, t0), _NO_KW
         )
 
     def _settled_ok(self, _: Any, seq: int, job: dict, t0: float) -> None:

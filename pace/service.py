@@ -57,7 +57,7 @@ class PaceService(Service):
 
     def __init__(self, worker: Worker, handler: Handler):
         # Unique, so several workers can sit in one MultiService.
-        self.name = f"pace {worker.id} {worker.token}"
+        self.name = f"pace {worker.id} {worker.token}"  # type: ignore[assignment]
         self.worker = worker
         self.handler = handler
         self._done: defer.Deferred | None = None

@@ -154,7 +154,8 @@ class _PaceProtocol:
             return
         self.connected = 1
         self._ready = True
-        waiting, self._waiting_for_connect = self._waiting_for_connect, []
+        waiting: list[defer.Deferred] = self._waiting_for_connect  # type: ignore[has-type]
+        self._waiting_for_connect: list[defer.Deferred] = []
         for d in waiting:
             d.callback(self)
 

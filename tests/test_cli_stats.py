@@ -44,9 +44,15 @@ class StatsTests(CLITestCase):
         self.assertIsNone(row["paused"])  # not published by workers
         self.assertRegex(row["started"], ISO)
         self.assertRegex(row["last_beat"], ISO)
+        # The two running jobs sit in its processing list, in no queue: an
+        # operator sees them (after a kill -9 too, until a sweep).
+        self.assertEqual(
+            data["held"], [{"worker": w.id, "state": "alive", "queue": "q", "jobs": 2}]
+        )
         code, out = self.pace("stats")
         self.assertIn(w.id, out)
         self.assertRegex(out, r"\nq\s+1\n")
+        self.assertIn("Jobs held by Pace workers", out)
         gate.callback(None)
         yield w.shutdown()
 

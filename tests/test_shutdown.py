@@ -233,3 +233,74 @@ class ImmediateShutdownTests(RedisTestCase):
         self.assertEqual(self.redis.lrange("resque:queue:q", 0, -1), [payload("Forever", 1)])
         self.assertEqual(logged.count("told to stop at once: stopping now"), 1)
         self.assertEqual(logged.count("again"), 0)
+
+
+class PauseHoldsFetchedJobsTests(RedisTestCase):
+    """
+    Issue 10's three cases: a pause also holds jobs already fetched.
+    """
+
+    def pausing_handler(self, seconds=None):
+        started = []
+
+        def handler(job):
+            started.append(job["args"][0])
+            if job["args"][0] == 1:
+                self.w.pause(seconds)
+            return None
+
+        return started, handler
+
+    @defer.inlineCallbacks
+    def test_jobs_fetched_with_the_pausing_one_wait_for_resume_in_order(self):
+        clock = Clock()
+        self.push("q", *[payload("J", i) for i in (1, 2, 3)])
+        self.w = w = self.worker(clock=clock)
+        started, handler = self.pausing_handler()
+        self.started(w, handler)
+        yield until(lambda: started == [1])
+        # Fetched in the same batch as job 1, jobs 2 and 3 wait: in reliable
+        # mode, in the processing list.
+        clock.advance(0.03)
+        clock.advance(0.07)
+        self.assertEqual(started, [1])
+        [processing] = w.parts.processing
+        yield until(
+            lambda: self.redis.lrange(processing, 0, -1) == [payload("J", i) for i in (2, 3)]
+        )
+        self.assertTrue(w.resume())
+        self.assertEqual(started, [1, 2, 3])
+        yield w.shutdown()
+        self.assertEqual(self.redis.get("resque:stat:processed"), "3")
+
+    @defer.inlineCallbacks
+    def test_shutdown_while_paused_puts_them_back_at_the_head_in_order(self):
+        clock = Clock()
+        self.push("q", *[payload("J", i) for i in (1, 2, 3)])
+        self.w = w = self.worker(clock=clock)
+        started, handler = self.pausing_handler(30)
+        self.started(w, handler)
+        yield until(lambda: started == [1])
+        self.push("q", payload("J", 4))
+        yield w.shutdown()
+        self.assertEqual(started, [1])
+        self.assertEqual(
+            self.redis.lrange("resque:queue:q", 0, -1), [payload("J", i) for i in (2, 3, 4)]
+        )
+        self.assertEqual(self.redis.keys("resque:pace:processing:*"), [])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    @defer.inlineCallbacks
+    def test_at_most_once_too(self):
+        clock = Clock()
+        self.push("q", *[payload("J", i) for i in (1, 2, 3)])
+        self.w = w = self.worker(clock=clock, reliable=False)
+        started, handler = self.pausing_handler()
+        self.started(w, handler)
+        yield until(lambda: started == [1])
+        self.assertEqual(self.redis.llen("resque:queue:q"), 0)  # popped, held here
+        yield w.shutdown()
+        self.assertEqual(started, [1])
+        self.assertEqual(
+            self.redis.lrange("resque:queue:q", 0, -1), [payload("J", i) for i in (2, 3)]
+        )

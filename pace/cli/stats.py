@@ -81,7 +81,21 @@ def snapshot(r: Any) -> dict:
         "failed": _number(failed),
         "failed_list": failed_list,
         **_fleet_pauses(r, names),
+        "held": _held(r),
     }
+
+
+def _held(r: Any) -> list[dict]:
+    # Jobs Pace workers hold in their processing lists: in no queue until
+    # they settle, or, for a dead worker, until a sweep puts them back.
+    from pace.registry import fleet
+
+    return [
+        {"worker": w["resque_id"], "state": w["state"], "queue": q, "jobs": n}
+        for w in fleet(r)
+        for q, _, n in w["held"]
+        if n
+    ]
 
 
 def _fleet_pauses(r: Any, names: list[str]) -> dict:
@@ -135,6 +149,14 @@ def _show(ctx: Context, data: dict) -> None:
         ],
         [3, 5, 6],
     )
+    if data["held"]:
+        out.line()
+        out.table(
+            "Jobs held by Pace workers (back in their queues when a dead worker is swept)",
+            ["worker", "state", "queue", "jobs"],
+            [[h["worker"], h["state"], h["queue"], f"{h['jobs']:,}"] for h in data["held"]],
+            [3],
+        )
     out.line()
     out.line(
         f"processed {data['processed']:,}   failed {data['failed']:,}   "
