@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compare_systems import BASELINE, PEERS, ROOT, WORKLOADS, System, Venvs, last_line
-from tables import text_table
+from tables import cpu_model, text_table
 
 
 @dataclass
@@ -104,15 +104,7 @@ def md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def machine(port: int) -> tuple[str, str]:
     import redis
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     client = redis.Redis(port=port)
     try:
         redis_version = client.info("server")["redis_version"]

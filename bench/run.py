@@ -82,6 +82,7 @@ from feeding import (
 )
 from results import Results, per_thousand, rate
 from servers import HTTPServer
+from tables import cpu_model
 
 DEFAULT_JOBS = 50_000
 QUICK_JOBS = 5_000
@@ -90,15 +91,7 @@ QUICK_SOAK = 50_000
 
 
 def machine(client: Any) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = ", ".join(
         f"{name} {importlib.metadata.version(name)}" for name in ("twisted", "txredisapi", "treq")
     )

@@ -178,3 +178,19 @@ class Logged:
 
     def has(self, text: str) -> Any:
         return lambda: self.count(text) > 0
+
+
+class ProxiedTestCase(RedisTestCase):
+    """
+    A test with C{self.proxy}, a L{tests.proxy.Proxy} in front of the
+    private Redis (C{self.proxy.url} for workers), and C{self.logged}.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        super().setUp()
+        from tests.proxy import Proxy
+
+        self.proxy = yield Proxy(self.server.port, reactor).start()
+        self.addCleanup(self.proxy.stop)
+        self.logged = Logged(self)

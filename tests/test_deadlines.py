@@ -22,21 +22,14 @@ from pace.enqueue import EnqueueError
 from pace.fetch import BLOCK_MARGIN, BLOCK_SECONDS
 from pace.redisserver import RedisServer
 from tests.proxy import Proxy
-from tests.support import Logged, RedisTestCase, payload, until
+from tests.support import Logged, ProxiedTestCase, RedisTestCase, payload, until
 
 GRACE = 1
 #: What issue 9 promises for the whole shutdown, whatever Redis does.
 SHUTDOWN_BOUND = GRACE + 5
 
 
-class HalfOpenTests(RedisTestCase):
-    @defer.inlineCallbacks
-    def setUp(self):
-        super().setUp()
-        self.proxy = yield Proxy(self.server.port, reactor).start()
-        self.addCleanup(self.proxy.stop)
-        self.logged = Logged(self)
-
+class HalfOpenTests(ProxiedTestCase):
     @defer.inlineCallbacks
     def test_blocking_pop_is_abandoned_after_its_timeout(self):
         w = self.worker(redis_url=self.proxy.url, grace=GRACE)
@@ -139,14 +132,7 @@ class FrozenRedisTests(RedisTestCase):
         self.assertEqual(client.llen("resque:queue:q") + client.llen(processing), 2)
 
 
-class EnqueueDeadlineTests(RedisTestCase):
-    @defer.inlineCallbacks
-    def setUp(self):
-        super().setUp()
-        self.proxy = yield Proxy(self.server.port, reactor).start()
-        self.addCleanup(self.proxy.stop)
-        self.logged = Logged(self)
-
+class EnqueueDeadlineTests(ProxiedTestCase):
     def enqueue(self, *args, timeout=10):
         return pace.enqueue("q", "J", *args, redis_url=self.proxy.url, timeout=timeout)
 

@@ -18,7 +18,7 @@ from twisted.internet.task import Clock
 from pace.lifecycle import STOPPED
 from pace.redisserver import RedisServer, free_port
 from tests.proxy import Proxy
-from tests.support import Logged, RedisTestCase, payload, until
+from tests.support import ProxiedTestCase, RedisTestCase, payload, until
 
 #: Uneven, late steps, as a loaded reactor runs its timers.
 STEPS = [0.01, 0.3, 2.9, 0.05, 7, 1.3, 31, 0.2, 64]
@@ -219,13 +219,10 @@ class NeverStartedTests(RedisTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
-class RegisterRetryTests(RedisTestCase):
+class RegisterRetryTests(ProxiedTestCase):
     @defer.inlineCallbacks
     def setUp(self):
-        super().setUp()
-        self.proxy = yield Proxy(self.server.port, reactor).start()
-        self.addCleanup(self.proxy.stop)
-        self.logged = Logged(self)
+        yield super().setUp()
         # After the handshake (PING), the first command of each connection
         # (the registry's, on the commands connection) goes through, and its
         # reply is lost.
