@@ -43,6 +43,9 @@ lint: $(STAMP) ## ruff check and format check, mypy
 
 bench: $(STAMP) ## throughput, throttle, fleet, scheduler and sweep benchmarks (bench/RESULTS.md)
 	$(BIN)/python bench/run.py
+	@echo "== Python calls per job on the hot path (cProfile; the same on a busy machine)"
+	$(BIN)/python bench/calls_per_job.py --mode reliable
+	$(BIN)/python bench/calls_per_job.py --mode at-most-once
 	@echo "== throttle: CPU per 1,000 jobs at 100 jobs/s"
 	$(BIN)/python bench/throttle_cpu.py --jobs 1000
 	@echo "== fleet: a shared limit across 4 twistd processes, fleet pause latency"
