@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from pace import proctitle
 from pace.connection import is_transient, with_advice
+from pace.deadline import Deadline
 from pace.failures import error_text
 from pace.fetchloop import BACKOFF_TRANSIENT, backoff
 from pace.payload import as_text
@@ -34,49 +35,6 @@ AFTER_GRACE = 4.0
 HURRIED = 1.0
 #: Closing the connections, at most; then they are aborted.
 CLOSE_SECONDS = 0.5
-
-
-class Deadline:
-    """
-    One end time shared by every step of a shutdown: each step waits at most
-    what is left, and `tighten` brings the end closer for all at once.
-    """
-
-    def __init__(self, clock: Any, seconds: float):
-        self._clock = clock
-        self.end = clock.seconds() + seconds
-        self._calls: set[Any] = set()
-
-    def remaining(self) -> float:
-        return max(0.0, self.end - self._clock.seconds())
-
-    def tighten(self, seconds: float) -> None:
-        self.end = min(self.end, self._clock.seconds() + seconds)
-        for call in list(self._calls):
-            if call.active():
-                call.reset(self.remaining())
-
-    def bound(self, d: defer.Deferred, what: str, url: str) -> defer.Deferred:
-        """
-        ``d``, cancelled if it has not fired by the deadline; never fails.
-        """
-        call = self._clock.callLater(self.remaining(), d.cancel)
-        self._calls.add(call)
-
-        def done(result: Any) -> None:
-            self._calls.discard(call)
-            if call.active():
-                call.cancel()
-            if isinstance(result, Failure):
-                error = "out of time" if result.check(defer.CancelledError) else error_text(result)
-                log.error(
-                    "pace: gave up {what}: {error} (Redis at {url})",
-                    what=what,
-                    error=error,
-                    url=url,
-                )
-
-        return d.addBoth(done)
 
 
 class Lifecycle:

@@ -1,7 +1,8 @@
 """
 The public face of a worker: its configuration, checked when it is made, and
 the calls users make (start, run, pause, resume, shutdown, hooks). The work
-is done by its parts: pace.lifecycle (states, pause, the shutdown deadline),
+is done by its parts, put together by pace.assembly: pace.lifecycle
+(states, pause, the shutdown deadline in pace.deadline),
 pace.fetchloop and pace.fetch (getting jobs), pace.processor (running them),
 pace.bookkeeping (their results) and pace.registry (being seen).
 """
@@ -10,31 +11,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 import pace
-from pace import keys
-from pace.bookkeeping import Bookkeeper
+from pace.assembly import build_parts
 from pace.catchall import catch_all
 from pace.config import expand_queue_name, resolve_redis_url
-from pace.connection import RedisConnection
-from pace.fetch import BLOCK_MARGIN, BLOCK_SECONDS, Fetcher
-from pace.fetchloop import FetchLoop
-from pace.fleet import Fleet, FleetGate, FleetSlots
+from pace.fleet import Fleet
 from pace.hooks import Hooks, scoped
 from pace.lifecycle import RUNNING, STARTING, Lifecycle
-from pace.mover import Mover
 from pace.payload import MAX_PAYLOAD_BYTES
-from pace.processor import Handler, Processor
-from pace.registry import Registry, worker_ids
-from pace.retry import Retrier, Retry
+from pace.processor import Handler
+from pace.registry import worker_ids
+from pace.retry import Retry
 from pace.schedule import resque_short_name
 from pace.throttle import Throttle
-from pace.throughput import ThroughputLog
 
 log = Logger()
 
@@ -242,117 +236,23 @@ class Worker:
         # the worker was made with, whatever pace.namespace says by now.
         current, pace.namespace = pace.namespace, self.namespace
         try:
-            return self._build(handler)
+            if f":{os.getpid()}:" not in self.token:
+                # Made again after twistd forked, so that the pid is this one.
+                self.id, self.token = worker_ids(self.queues)
+                self._fleet.token = self.token
+            return build_parts(
+                self,
+                handler,
+                clock=self._clock,
+                reactor=self._reactor,
+                life=self._life,
+                fleet=self._fleet,
+                observer=lambda: self._observer,
+                fleet_changed=self._fleet_changed,
+                burst_empty=self._burst_empty,
+            )
         finally:
             pace.namespace = current
-
-    def _build(self, handler: Handler) -> Any:
-        clock, reactor = self._clock, self._reactor
-        if f":{os.getpid()}:" not in self.token:
-            # Made again after twistd forked, so that the pid is this one.
-            self.id, self.token = worker_ids(self.queues)
-            if self._fleet is not None:
-                self._fleet.token = self.token
-        commands = RedisConnection(self.url, "commands", reactor=reactor)
-        # Payloads stay bytes: they are decoded once, by the JSON decoder. A
-        # blocking pop that outlives its own timeout gives its connection up.
-        fetch_conn = RedisConnection(
-            self.url,
-            "fetch",
-            charset=None,
-            reply_timeout=BLOCK_SECONDS + BLOCK_MARGIN,
-            reactor=reactor,
-        )
-        processing = (
-            [keys.processing_list(self.token, q) for q in self.queues] if self.reliable else None
-        )
-        fetcher = Fetcher(fetch_conn, commands, self.queues, processing, reactor=reactor)
-        books = Bookkeeper(commands, processing, self.id, reactor=reactor, clock=clock)
-        processor = Processor(
-            self.id,
-            self.queues,
-            books,
-            self.hooks,
-            concurrency=self.concurrency,
-            job_timeout=self.job_timeout,
-            record_failures=self.record_failures,
-            clock=clock,
-            reactor=reactor,
-            max_payload_bytes=self.max_payload_bytes,
-        )
-        processor.handler = handler
-        processor.observer = self._observer
-        # Retries and delayed jobs (pace.retry, pace.mover).
-        processor.retrier = Retrier(
-            self.retry,
-            commands,
-            processing,
-            self.id,
-            [resque_short_name(q) for q in self.queues],
-            books,
-            clock,
-            handler,
-        )
-        throttle: Any = None
-        if self.jobs_per_second is not None:
-            throttle = Throttle(self.jobs_per_second, clock)
-        life = self._life
-        fleet = self._fleet
-        fleet.bind(
-            processor.run,
-            self._fleet_changed,
-            lambda failure: processor.report_error(None, failure),
-            life.accepting,
-        )
-        if fleet.circuit is not None:
-            processor.on_settled = fleet.settled
-        if fleet.gated:
-            # Fetched jobs wait in the fleet for their slot or the circuit.
-            throttle = FleetGate(fleet, throttle)
-        loop = FetchLoop(
-            fetcher,
-            fetch_conn,
-            FleetSlots(processor, fleet) if fleet.gated else processor,
-            books,
-            throttle,
-            clock,
-            accepting=lambda: life.accepting() and not fleet.blocked,
-            dispatch=fleet.submit_batches if fleet.gated else life.dispatch,
-            burst=self.burst,
-            on_empty=self._burst_empty,
-            report_error=processor.report_error,
-            observer=lambda: self._observer,
-            held=life.held_payloads,
-        )
-        loop.crashed = life.loop_crashed
-        registry = Registry(
-            commands,
-            self.token,
-            self.id,
-            self.queues,
-            processing,
-            self.heartbeat_ttl,
-            clock,
-        )
-        processor.watcher = registry
-        fetcher.registered = registry.confirmed
-        parts = SimpleNamespace(
-            commands=commands,
-            fetch_conn=fetch_conn,
-            processing=processing,
-            fetcher=fetcher,
-            books=books,
-            processor=processor,
-            throttle=throttle,
-            loop=loop,
-            registry=registry,
-            throughput=None,
-            mover=Mover(commands, clock, self.id),
-            fleet=fleet,
-        )
-        if self.log_interval is not None:
-            parts.throughput = ThroughputLog(self, books, self.log_interval, clock)
-        return parts
 
     def pause(self, seconds: float | None = None) -> bool:
         """
