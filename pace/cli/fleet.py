@@ -14,18 +14,8 @@ from typing import Any
 
 from pace import keys
 from pace.cli import Context, add_command
-from pace.cli.names import nonempty, queue_key
+from pace.cli.names import nonempty, queue_key, seconds
 from pace.cli.output import CommandError
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--for takes seconds, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--for must be > 0 seconds, not {text}")
-    return value
 
 
 def _queue_or_all(args: argparse.Namespace, verb: str) -> None:
@@ -115,7 +105,7 @@ def cmd_check(ctx: Context) -> int:
 def _pause_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("queue", nargs="?", type=nonempty("the queue name"), metavar="QUEUE")
     p.add_argument("--all", action="store_true", help="set Resque's pause-all-workers")
-    p.add_argument("--for", dest="seconds", type=_seconds, metavar="SECONDS")
+    p.add_argument("--for", dest="seconds", type=seconds, metavar="SECONDS")
     p.set_defaults(fn=cmd_pause)
 
 

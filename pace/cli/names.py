@@ -35,3 +35,16 @@ def nonempty(what: str):
 
     check.__name__ = what
     return check
+
+
+def seconds(text: str) -> float:
+    """
+    An argparse ``type`` for a number of seconds > 0.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value

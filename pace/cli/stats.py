@@ -13,7 +13,7 @@ from typing import Any
 
 from pace import keys
 from pace.cli import Context, add_command
-from pace.cli.names import queue_key
+from pace.cli.names import queue_key, seconds
 from pace.cli.output import iso_utc
 
 
@@ -185,16 +185,6 @@ def cmd_stats(ctx: Context) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -211,7 +201,7 @@ def setup(p: argparse.ArgumentParser) -> None:
         "--watch",
         nargs="?",
         const=2.0,
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="refresh every SECONDS (default 2) until Ctrl-C",
     )
