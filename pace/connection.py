@@ -20,6 +20,9 @@ log = Logger()
 #: Seconds a command connection waits for a reply that has not begun to
 #: arrive before it gives the connection up and makes a new one.
 REPLY_TIMEOUT = 5.0
+#: The longest wait between two connection attempts (the backoff's cap,
+#: jitter included).
+RECONNECT_MAX_DELAY = 10.0
 
 #: Error codes that mean "not now": the command is kept and tried again.
 TRANSIENT = (

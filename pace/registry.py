@@ -28,7 +28,8 @@ from twisted.logger import Logger
 
 from pace import keys, proctitle
 from pace.config import short_queue_name
-from pace.connection import RedisConnection
+from pace.connection import RECONNECT_MAX_DELAY, REPLY_TIMEOUT, RedisConnection
+from pace.endpoints import CONNECT_TIMEOUT
 from pace.lua import ADOPT_LEGACY, BEAT, DEREGISTER, SWEEP
 from pace.ticker import Ticker
 
@@ -36,9 +37,10 @@ log = Logger()
 
 #: Beats per sweep: three beats per TTL, so a sweep once per TTL.
 _SWEEP_EVERY = 3
-#: The longest a reconnecting worker waits between attempts
-#: (pace.connection's backoff), so the least grace after an outage.
-_RECONNECT_MAX = 10.0
+#: The longest a worker may take to be back once Redis is: its next
+#: connection attempt (the backoff's cap), the attempt itself, and the
+#: handshake's round trip; the least grace after an outage.
+_RECONNECT_MAX = RECONNECT_MAX_DELAY + CONNECT_TIMEOUT + REPLY_TIMEOUT
 #: Due workers one sweep looks at, at most; the rest wait for the next.
 _SWEEP_LIMIT = 1000
 #: "Working" follows jobs starting and ending at most this often...

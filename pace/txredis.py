@@ -16,6 +16,8 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from pace.connection import RECONNECT_MAX_DELAY
+
 log = Logger()
 
 ConnectionError = txredisapi.ConnectionError
@@ -207,7 +209,10 @@ class _Hooks:
         self.deferred.addErrback(lambda f: None)  # type: ignore[attr-defined]
 
     def retryDelay(self, attempt: int) -> float:
-        delay = super().retryDelay(attempt)  # type: ignore[misc]
+        # txredisapi's jitter is a normal distribution around the delay: at
+        # the cap, a wait could run a third past it. The cap is a promise
+        # (pace.registry's grace after an outage counts on it).
+        delay = min(super().retryDelay(attempt), RECONNECT_MAX_DELAY)  # type: ignore[misc]
         self.events.on_delay(attempt, delay)
         return delay
 
@@ -237,14 +242,14 @@ class _Hooks:
 class _Factory(_Hooks, txredisapi.RedisFactory):
     protocol = Protocol
     initialDelay = 0.5
-    maxDelay = 10
+    maxDelay = RECONNECT_MAX_DELAY
 
 
 class _SentinelFactory(_Hooks, txredisapi.SentinelConnectionFactory):
     # Asks the sentinels for the master before every connection attempt and
     # drops connections to a server that is no longer the master.
     protocol = SentinelProtocol
-    maxDelay = 10
+    maxDelay = RECONNECT_MAX_DELAY
 
 
 def _factory_args(url: Any, charset: str | None) -> dict[str, Any]:

@@ -70,3 +70,22 @@ class KeepaliveTests(RedisTestCase):
             self.assertEqual(handle.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
             if hasattr(socket, "TCP_KEEPIDLE"):
                 self.assertLessEqual(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), 60)
+
+
+class BackoffCapTests(RedisTestCase):
+    def test_the_reconnect_backoff_never_waits_past_its_cap(self):
+        # txredisapi's jitter is normal around the delay: uncapped, a wait at
+        # the cap ran up to a third past it, and the registry's grace after
+        # an outage counts on the cap.
+        import random
+
+        from pace.connection import RECONNECT_MAX_DELAY, RedisConnection
+
+        conn = RedisConnection(pace.resolve_redis_url(self.url), "backoff")
+        self.addCleanup(conn.disconnect)
+        factory = conn._link.factory
+        random.seed(4)
+        delays = [factory.retryDelay(attempt) for attempt in range(1, 200)]
+        self.assertLessEqual(max(delays), RECONNECT_MAX_DELAY)
+        self.assertGreater(max(delays), RECONNECT_MAX_DELAY * 0.8)
+        self.assertLess(delays[0], 1.0)
