@@ -14,6 +14,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from pace.config import check_number
+
 log = Logger()
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
@@ -47,9 +49,7 @@ class Circuit:
         if type(failures) is not int or failures < 1:
             raise ValueError(f"failures must be a whole number >= 1, not {failures!r}")
         for name, value in (("window", window), ("cool_off", cool_off)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not value > 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+            check_number(name, value, " of seconds")
         self.failures = failures
         self.window = float(window)
         self.cool_off = float(cool_off)

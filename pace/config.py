@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -338,3 +339,15 @@ def resolve_redis_url(explicit: str | None = None) -> RedisURL:
     if isinstance(url, RedisURL):
         return url
     return parse_redis_url(url)
+
+
+def check_number(name: str, value: Any, unit: str = "", *, allow_zero: bool = False) -> None:
+    """
+    ``ValueError`` naming ``name`` unless ``value`` is a number (not a bool)
+    > 0, or >= 0 with ``allow_zero``; ``unit`` goes into the message
+    (" of seconds").
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number{unit} {bound}, not {value!r}")

@@ -15,7 +15,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pace import keys
-from pace.config import expand_queue_name
+from pace.config import check_number, expand_queue_name
 
 log = Logger()
 
@@ -48,9 +48,7 @@ def pause_queue(
     key = _key(queue)
     if seconds is None:
         return _connection(redis_url).execute("SET", key, by)
-    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-    if not ok or not seconds > 0:
-        raise ValueError(f"seconds must be a number > 0, not {seconds!r}")
+    check_number("seconds", seconds)
     return _connection(redis_url).execute("SET", key, by, "PX", max(1, int(seconds * 1000)))
 
 

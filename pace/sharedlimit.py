@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pace import keys
-from pace.config import RedisURL, resolve_redis_url
+from pace.config import RedisURL, check_number, resolve_redis_url
 from pace.connection import RedisConnection, is_transient
 from pace.lua import RESERVE
 
@@ -67,9 +67,7 @@ class SharedLimit:
     ):
         if not isinstance(name, str) or not name:
             raise ValueError(f"a shared limit needs a non-empty name, not {name!r}")
-        ok = isinstance(per_second, (int, float)) and not isinstance(per_second, bool)
-        if not ok or not per_second > 0:
-            raise ValueError(f"per_second must be a number > 0, not {per_second!r}")
+        check_number("per_second", per_second)
         self.name = name
         self.per_second = float(per_second)
         #: Seconds between two slots of the fleet's schedule.

@@ -13,6 +13,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
+from pace.config import check_number
+
 #: Tokens are handed out in batches of up to this many seconds' worth (and
 #: at most `BATCH_JOBS`): every grant costs a fetch round trip, so 100 jobs/s
 #: in batches of 5 every 50 ms cost a fifth of one job per grant, while no
@@ -33,8 +35,7 @@ class Throttle:
     """
 
     def __init__(self, rate: float, clock: Any = None):
-        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate > 0:
-            raise ValueError(f"jobs_per_second must be a number > 0, not {rate!r}")
+        check_number("jobs_per_second", rate)
         if clock is None:
             from twisted.internet import reactor as clock
         self.rate = float(rate)

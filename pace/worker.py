@@ -19,7 +19,7 @@ from twisted.logger import Logger
 import pace
 from pace.assembly import build_parts
 from pace.catchall import catch_all
-from pace.config import expand_queue_name, resolve_redis_url
+from pace.config import check_number, expand_queue_name, resolve_redis_url
 from pace.fleet import Fleet
 from pace.hooks import Hooks, scoped
 from pace.lifecycle import RUNNING, STARTING, Lifecycle
@@ -374,7 +374,4 @@ def _queue_names(queue: str | list[str] | tuple[str, ...] | None) -> list[str]:
 
 
 def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number of seconds {bound}, not {value!r}")
+    check_number(name, value, " of seconds", allow_zero=allow_zero)
