@@ -10,6 +10,7 @@ import atexit
 import json
 import os
 import subprocess
+import sys
 from typing import Any
 
 import redis
@@ -111,6 +112,17 @@ class RedisTestCase(unittest.TestCase):
         done = worker.start(handler)
         self.addCleanup(lambda: worker.shutdown())
         return done
+
+
+def twistd_pace(log: str, *args: str, pidfile: str = "") -> list[str]:
+    """
+    The command line of a real ``twistd pace`` with this Python, logging to
+    ``log``: in the foreground without a pidfile, or with ``pidfile`` as a
+    daemon.
+    """
+    twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+    head = [twistd, f"--pidfile={pidfile}"] if pidfile else [twistd, "-n", "--pidfile="]
+    return [*head, "-l", log, "pace", *args]
 
 
 def until(predicate: Any, timeout: float = 10.0, interval: float = 0.005) -> defer.Deferred:

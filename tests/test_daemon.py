@@ -10,25 +10,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 from twisted.internet import defer
 
 from pace.redisserver import RedisServer
-from tests.support import RedisTestCase, payload, until
+from tests.support import RedisTestCase, payload, twistd_pace, until
 
 
 class DaemonTests(RedisTestCase):
     def daemon(self, *extra: str) -> subprocess.Popen:
         self.log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        cmd = [
-            twistd,
-            "-n",
-            "--pidfile=",
-            "-l",
+        cmd = twistd_pace(
             self.log,
-            "pace",
             "--queue",
             "work",
             "--handler",
@@ -36,7 +29,7 @@ class DaemonTests(RedisTestCase):
             "--redis-url",
             self.url,
             *extra,
-        ]
+        )
         return self.spawn(cmd)
 
     def logged(self, text: str) -> bool:

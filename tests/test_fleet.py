@@ -17,7 +17,7 @@ import time
 from twisted.internet import defer, reactor
 
 import pace
-from tests.support import ROOT, RedisTestCase, payload, until
+from tests.support import ROOT, RedisTestCase, payload, twistd_pace, until
 
 
 def windows(times: list[float], width: float) -> int:
@@ -45,8 +45,7 @@ class FleetTests(RedisTestCase):
 
     def daemon(self, *extra: str, handler: str = "tests.fleet_handlers.stamp"):
         log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        cmd = [twistd, "-n", "--pidfile=", "-l", log, "pace", "--queue", "work"]
+        cmd = twistd_pace(log, "--queue", "work")
         cmd += ["--handler", handler, "--redis-url", self.url, "--log-interval", "0", *extra]
         return self.spawn(cmd)
 

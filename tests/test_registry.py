@@ -22,7 +22,7 @@ from pace import keys
 from pace.config import resolve_redis_url
 from pace.connection import RedisConnection
 from pace.registry import Registry, fleet, queue_label
-from tests.support import Recorder, RedisTestCase, payload, until
+from tests.support import Recorder, RedisTestCase, payload, twistd_pace, until
 
 QUEUE = "resque:queue:q"
 
@@ -578,21 +578,17 @@ class DaemonPidTests(RedisTestCase):
     def test_the_registered_pid_is_the_daemons(self):
         pidfile = os.path.abspath(self.mktemp())
         log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         proc = self.spawn(
-            [
-                twistd,
-                f"--pidfile={pidfile}",
-                "-l",
+            twistd_pace(
                 log,
-                "pace",
                 "--queue",
                 "work",
                 "--handler",
                 "tests.daemon_handlers.slow",
                 "--redis-url",
                 self.url,
-            ]
+                pidfile=pidfile,
+            )
         )
         yield until(lambda: proc.poll() is not None, timeout=30)  # the parent exits
         yield until(

@@ -14,14 +14,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 
 from twisted.internet import defer, reactor, task, utils
 
 import pace
 from pace import failures, keys
 from pace.registry import WORKING_TTL, fleet
-from tests.support import ROOT, RedisTestCase, payload, until
+from tests.support import ROOT, RedisTestCase, payload, twistd_pace, until
 
 SRC = os.environ.get("PACE_RESQUE_SRC", "")
 TOOL = os.path.join(ROOT, "tests", "ruby", "resque_tool.rb")
@@ -68,20 +67,16 @@ class InteropTestCase(RedisTestCase):
 
     def twistd(self, *extra: str, daemon: bool = False) -> subprocess.Popen:
         self.log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        head = [twistd, f"--pidfile={self.pidfile}"] if daemon else [twistd, "-n", "--pidfile="]
         return self.spawn(
-            [
-                *head,
-                "-l",
+            twistd_pace(
                 self.log,
-                "pace",
                 "--handler",
                 "tests.test_resque_interop.forever",
                 "--redis-url",
                 self.url,
                 *extra,
-            ]
+                pidfile=self.pidfile if daemon else "",
+            )
         )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 import zlib
 from typing import Any
 
@@ -27,7 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 import pace.sentry
 from pace.config import parse_redis_url
 from pace.redisserver import RedisServer
-from tests.support import RedisTestCase, payload, until
+from tests.support import RedisTestCase, payload, twistd_pace, until
 
 try:
     import brotli
@@ -376,15 +375,9 @@ class NoSecretTests(SentryTestCase):
         url = f"redis://:{PASSWORD}@127.0.0.1:{own.port}/0"
         client.rpush("resque:queue:work", *[payload("Leak", i) for i in range(8)], "{not json")
         log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         proc = self.spawn(
-            [
-                twistd,
-                "-n",
-                "--pidfile=",
-                "-l",
+            twistd_pace(
                 log,
-                "pace",
                 "--queue",
                 "work",
                 "--handler",
@@ -393,7 +386,7 @@ class NoSecretTests(SentryTestCase):
                 url,
                 "--sentry-dsn",
                 self.dsn,
-            ]
+            )
         )
         # 8 job errors, 1 malformed payload, 1 unhandled error.
         yield until(lambda: len(self.endpoint.job_events()) >= 10, timeout=30)

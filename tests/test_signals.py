@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 
 from twisted.internet import defer, reactor
 
-from tests.support import RedisTestCase, payload, until
+from tests.support import RedisTestCase, payload, twistd_pace, until
 
 
 class SecondSignalTests(RedisTestCase):
     def daemon(self, *extra: str):
         self.log = os.path.abspath(self.mktemp())
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        cmd = [twistd, "-n", "--pidfile=", "-l", self.log, "pace", "--queue", "work"]
+        cmd = twistd_pace(self.log, "--queue", "work")
         cmd += ["--redis-url", self.url, *extra]
         return self.spawn(cmd)
 
